@@ -1,0 +1,447 @@
+"""Primitive differentiable ops, one `Function` each: forward and backward side by side.
+
+Notation in the docstrings: `g` is dL/d(out), the gradient arriving from above;
+each backward returns dL/d(input) for every positional input (None where no
+gradient is needed). Gradients may keep the broadcast shape of the output:
+the engine sums them back to each input's shape with `unbroadcast`.
+
+No op here builds a gradient in float64 from float32 inputs: constants are
+Python numbers, which NumPy keeps in the array's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .function import Context, Function
+
+# ----------------------------------------------------------------------------- arithmetic
+
+
+class Add(Function):
+    """out = a + b;  da = g,  db = g"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return g, g
+
+
+class Sub(Function):
+    """out = a - b;  da = g,  db = -g"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """out = a * b;  da = g * b,  db = g * a"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        a, b = ctx.saved_tensors
+        da = g * b if ctx.needs_input_grad[0] else None
+        db = g * a if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Div(Function):
+    """out = a / b;  da = g / b,  db = -g * a / b²  (= -g * out / b)"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = a / b
+        ctx.save_for_backward(b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        b, out = ctx.saved_tensors
+        da = g / b if ctx.needs_input_grad[0] else None
+        db = -g * out / b if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Pow(Function):
+    """out = a ** b;  da = g * b * a^(b-1),  db = g * out * ln(a)
+
+    `b` may be a Python number (the common `x ** 2`) or a tensor.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: Any) -> np.ndarray:
+        out = a**b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        a, b, out = ctx.saved_tensors
+        da = g * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
+        db = g * out * np.log(a) if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Neg(Function):
+    """out = -a;  da = -g"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        return -a
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return -g
+
+
+class MatMul(Function):
+    """out = a @ b (batched, batch dims broadcast);  da = g @ bᵀ,  db = aᵀ @ g
+
+    Both inputs have at least two dims (`Tensor.__matmul__` lifts vectors).
+    When `b` is a plain matrix shared by every batch, db is one BLAS call on
+    the flattened batch, aᵀ @ g = a.reshape(-1, K)ᵀ @ g.reshape(-1, N), rather
+    than a stack of per-batch products summed afterwards.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        a, b = ctx.saved_tensors
+        da = g @ b.swapaxes(-1, -2) if ctx.needs_input_grad[0] else None
+        db = None
+        if ctx.needs_input_grad[1]:
+            if b.ndim == 2:
+                db = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            else:
+                db = a.swapaxes(-1, -2) @ g
+        return da, db
+
+
+# ----------------------------------------------------------------------------- elementwise functions
+
+
+class Exp(Function):
+    """out = eˣ;  dx = g * out"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        out = np.exp(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (out,) = ctx.saved_tensors
+        return g * out
+
+
+class Log(Function):
+    """out = ln x;  dx = g / x"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+class Sqrt(Function):
+    """out = √x;  dx = g / (2 out)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        out = np.sqrt(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (out,) = ctx.saved_tensors
+        return g / (2 * out)
+
+
+class Tanh(Function):
+    """out = tanh x;  dx = g * (1 - out²)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        out = np.tanh(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (out,) = ctx.saved_tensors
+        return g * (1 - out * out)
+
+
+class Abs(Function):
+    """out = |x|;  dx = g * sign(x)  (0 at x = 0, as PyTorch)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (x,) = ctx.saved_tensors
+        return g * np.sign(x)
+
+
+class ReLU(Function):
+    """out = max(x, 0);  dx = g * [x > 0]"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        out = np.maximum(x, 0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (out,) = ctx.saved_tensors
+        return g * (out > 0)
+
+
+# ----------------------------------------------------------------------------- reductions
+
+
+def _count(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> int:
+    """How many elements each output of a reduction over `axis` combines."""
+    return int(np.prod(shape if axis is None else [shape[a] for a in axis]))
+
+
+def _expand_reduced(g: np.ndarray, axis: tuple[int, ...] | None, keepdim: bool, shape: tuple[int, ...]) -> np.ndarray:
+    """Put back the reduced axes of `g` (as size 1) so it broadcasts against the input."""
+    if axis is not None and not keepdim:
+        g = np.expand_dims(g, axis)
+    return np.broadcast_to(g, shape)
+
+
+class Sum(Function):
+    """out = Σ_axis x;  dx = g broadcast back over the summed axes"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...] | None, keepdim: bool) -> np.ndarray:
+        ctx.shape, ctx.axis, ctx.keepdim = x.shape, axis, keepdim
+        return np.asarray(x.sum(axis=axis, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return _expand_reduced(g, ctx.axis, ctx.keepdim, ctx.shape)
+
+
+class Mean(Function):
+    """out = (1/n) Σ_axis x;  dx = g / n broadcast back over the reduced axes"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...] | None, keepdim: bool) -> np.ndarray:
+        ctx.shape, ctx.axis, ctx.keepdim = x.shape, axis, keepdim
+        ctx.n = _count(x.shape, axis)
+        return np.asarray(x.mean(axis=axis, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return _expand_reduced(g / ctx.n, ctx.axis, ctx.keepdim, ctx.shape)
+
+
+class Var(Function):
+    """out = Σ (x - x̄)² / (n - c), with c = 1 unbiased (the default) or 0 biased;
+    dx = g * 2 (x - x̄) / (n - c)   (the x̄ term's own gradient sums to zero)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...] | None, keepdim: bool, correction: int) -> np.ndarray:
+        centered = x - x.mean(axis=axis, keepdims=True)
+        n = _count(x.shape, axis)
+        ctx.save_for_backward(centered)
+        ctx.axis, ctx.keepdim, ctx.denom = axis, keepdim, n - correction
+        return np.asarray((centered * centered).sum(axis=axis, keepdims=keepdim) / (n - correction))
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (centered,) = ctx.saved_tensors
+        if ctx.axis is not None and not ctx.keepdim:
+            g = np.expand_dims(g, ctx.axis)
+        return g * centered * (2 / ctx.denom)
+
+
+class Max(Function):
+    """out = max_axis x.
+
+    Over one axis the gradient goes to the index that `argmax` picks (the
+    first maximum), as `torch.max(x, dim)` does. Over all elements it is
+    shared equally between tied maxima, as `torch.max(x)` does.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int | None, keepdim: bool) -> np.ndarray:
+        ctx.shape, ctx.axis, ctx.keepdim = x.shape, axis, keepdim
+        if axis is None:
+            out = x.max()
+            ctx.save_for_backward(x == out)
+            return np.asarray(out)
+        idx = np.expand_dims(np.argmax(x, axis=axis), axis)
+        ctx.save_for_backward(idx)
+        out = np.take_along_axis(x, idx, axis=axis)
+        return out if keepdim else np.squeeze(out, axis)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (saved,) = ctx.saved_tensors
+        if ctx.axis is None:
+            return g * saved / saved.sum()
+        if not ctx.keepdim:
+            g = np.expand_dims(g, ctx.axis)
+        dx = np.zeros(ctx.shape, dtype=g.dtype)
+        np.put_along_axis(dx, saved, g, axis=ctx.axis)
+        return dx
+
+
+# ----------------------------------------------------------------------------- shape and indexing
+
+
+class Reshape(Function):
+    """out = x viewed as `shape`;  dx = g reshaped back"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        ctx.shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return g.reshape(ctx.shape)
+
+
+class Permute(Function):
+    """out = x with axes reordered by `dims`;  dx = g with the inverse order"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+        ctx.inverse = tuple(np.argsort(dims))
+        return np.transpose(x, dims)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return np.transpose(g, ctx.inverse)
+
+
+class Contiguous(Function):
+    """out = a C-contiguous copy of x (a no-op if it already is);  dx = g"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return g
+
+
+def _is_basic_index(index: Any) -> bool:
+    """True for ints, slices, None and Ellipsis only: no element is picked twice."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+class GetItem(Function):
+    """out = x[index];  dx = zeros with g scattered back to where it came from.
+
+    With integer-array indices one element may be picked several times; its
+    gradients then add up (`np.add.at`), as they must.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, index: Any) -> np.ndarray:
+        ctx.shape, ctx.index = x.shape, index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        dx = np.zeros(ctx.shape, dtype=g.dtype)
+        if _is_basic_index(ctx.index):
+            dx[ctx.index] = g
+        else:
+            np.add.at(dx, ctx.index, g)
+        return dx
+
+
+class MaskedFill(Function):
+    """out = value where mask else x;  dx = g where not mask else 0"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, mask: np.ndarray, value: float) -> np.ndarray:
+        ctx.save_for_backward(mask)
+        return np.where(mask, np.asarray(value, dtype=x.dtype), x)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (mask,) = ctx.saved_tensors
+        return np.where(mask, 0, g), None
+
+
+class Where(Function):
+    """out = a where cond else b;  da = g where cond,  db = g where not cond"""
+
+    @staticmethod
+    def forward(ctx: Context, cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(cond)
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (cond,) = ctx.saved_tensors
+        da = np.where(cond, g, 0) if ctx.needs_input_grad[1] else None
+        db = np.where(cond, 0, g) if ctx.needs_input_grad[2] else None
+        return None, da, db
+
+
+class Cat(Function):
+    """out = concatenate(xs, axis);  dxᵢ = the slice of g that xᵢ filled"""
+
+    @staticmethod
+    def forward(ctx: Context, *xs: np.ndarray, axis: int) -> np.ndarray:
+        ctx.axis = axis
+        ctx.splits = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return tuple(np.split(g, ctx.splits, axis=ctx.axis))
+
+
+class Stack(Function):
+    """out = stack(xs, axis);  dxᵢ = g indexed at position i along `axis`"""
+
+    @staticmethod
+    def forward(ctx: Context, *xs: np.ndarray, axis: int) -> np.ndarray:
+        ctx.axis = axis
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return tuple(np.moveaxis(g, ctx.axis, 0))

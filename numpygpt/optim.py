@@ -1,0 +1,790 @@
+"""Optimisers, gradient clipping and learning-rate schedules.
+
+Everything here works on *parameters* by duck typing: an object with
+
+    .data  the ndarray of values, updated in place
+    .grad  an ndarray of the same shape, or None when it has no gradient
+
+which is what `numpygpt.nn.Parameter` provides. Nothing else of the engine is
+used, so an optimiser can be read (and tested) on its own.
+
+| name | PyTorch counterpart |
+|---|---|
+| `Optimizer` | `torch.optim.Optimizer` |
+| `SGD`, `AdamW` | `torch.optim.SGD`, `torch.optim.AdamW` (default single-tensor algorithm) |
+| `clip_grad_norm_` | `torch.nn.utils.clip_grad_norm_` |
+| `LRScheduler`, `LambdaLR` | `torch.optim.lr_scheduler.LRScheduler`, `LambdaLR` |
+| `CosineWithWarmup`, `lr_at` | linear warmup then cosine decay, as in the book's training loop |
+| `param_groups_for_weight_decay` | the decay / no-decay split of nanoGPT's `configure_optimizers` |
+
+An optimiser's `state_dict()` holds only Python numbers, lists, tuples and
+ndarrays (no objects to pickle), so a checkpoint can store the arrays with
+safetensors and everything else as JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "AdamW",
+    "clip_grad_norm_",
+    "LRScheduler",
+    "LambdaLR",
+    "CosineWithWarmup",
+    "warmup_cosine",
+    "lr_at",
+    "param_groups_for_weight_decay",
+]
+
+# A parameter is anything with `.data` (ndarray) and `.grad` (ndarray or None).
+Param = Any
+ParamsT = Iterable[Param] | Iterable[dict[str, Any]]
+
+# AdamW updates big parameters (the 124M model's token embedding alone has
+# 38.6M values) in flat chunks of this many elements: two chunk-sized scratch
+# buffers replace the full-size temporaries an elementwise update would make,
+# and each chunk stays in cache while all of its operations run.
+_CHUNK = 1 << 16
+
+
+def _check_param(p: Any, where: str) -> None:
+    data = getattr(p, "data", None)
+    if not isinstance(data, np.ndarray) or not hasattr(p, "grad"):
+        raise TypeError(
+            f"{where}: optimisers take parameters with an ndarray `.data` and a `.grad` "
+            f"(numpygpt.nn.Parameter), got {type(p).__name__}"
+        )
+    if not np.issubdtype(data.dtype, np.floating):
+        raise TypeError(f"{where}: can only optimise floating-point parameters, got dtype {data.dtype}")
+
+
+def _plain(value: Any) -> Any:
+    """`value` with NumPy scalars turned into Python numbers (so it is JSON-able)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _as_int(value: Any, what: str) -> int:
+    """`value` as an int: Python and NumPy integers and integral 0-d arrays are accepted."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise TypeError(f"{what} must be an integer, got {value!r}")
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
+class Optimizer:
+    """Base class of the optimisers, like `torch.optim.Optimizer`.
+
+    `params` is an iterable of parameters, or of parameter groups: dicts with a
+    "params" entry plus any hyperparameters that override the optimiser's
+    defaults for that group, e.g.
+
+        AdamW([{"params": decay, "weight_decay": 0.1},
+               {"params": no_decay, "weight_decay": 0.0}], lr=4e-4)
+
+    Attributes:
+        param_groups: list of dicts, each with "params" (list of parameters)
+            and that group's hyperparameters. Schedulers change "lr" here.
+        state: per-parameter state, ``state[i]`` for the i-th parameter counted
+            across the groups in order. (PyTorch keys this dict by the
+            parameter object; numpygpt keys it by the index the state_dict uses.)
+
+    `state_dict()` returns::
+
+        {
+            "state": {i: {"step": int, "exp_avg": ndarray, ...}, ...},
+            "param_groups": [{"lr": float, ..., "params": [i, j, ...]}, ...],
+        }
+
+    Indices i count the parameters across all groups in order, starting at 0;
+    parameters that never had a step have no entry in "state". Each group's
+    "params" lists the indices of its parameters and the other keys are that
+    group's hyperparameters as Python numbers (tuples for "betas"). Arrays are
+    the live state arrays, as in PyTorch: copy them if you need a snapshot
+    while training continues. After a JSON round trip, string keys ("0") and
+    lists in place of tuples are accepted by `load_state_dict`.
+    """
+
+    # Keys every entry of `state` must have once written (checked on load).
+    _state_keys: tuple[str, ...] = ()
+
+    def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[int, dict[str, Any]] = {}
+        if isinstance(params, np.ndarray) or hasattr(params, "data"):
+            raise TypeError(
+                "params must be an iterable of parameters or of parameter groups, "
+                f"got a single {type(params).__name__}; wrap it in a list"
+            )
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {key}: {value}" for key, value in sorted(group.items()) if key != "params"]
+        return "\n".join(lines) + "\n)"
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters (a dict with "params" and optional hyperparameters)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError('a parameter group needs a "params" entry')
+        params = param_group["params"]
+        if isinstance(params, np.ndarray) or hasattr(params, "data"):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError("a parameter group's params must be an ordered collection, not a set")
+        params = list(params)
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        for i, p in enumerate(params):
+            _check_param(p, f"parameter {i} of group {len(self.param_groups)}")
+            if id(p) in seen:
+                raise ValueError("some parameters appear more than once (in one group or across groups)")
+            seen.add(id(p))
+        group = {key: _plain(value) for key, value in param_group.items() if key != "params"}
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_hyperparameters(group)
+        group["params"] = params
+        self.param_groups.append(group)
+
+    def _check_hyperparameters(self, group: dict[str, Any]) -> None:
+        """Raise ValueError for a group's invalid hyperparameters (per optimiser)."""
+        if not group["lr"] >= 0.0:
+            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        if not group.get("weight_decay", 0.0) >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+
+    def _indexed_params(self) -> Iterator[tuple[int, dict[str, Any], Param]]:
+        """(index, group, parameter) for every parameter, indices as in `state`."""
+        index = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                yield index, group, p
+                index += 1
+
+    def _grad(self, index: int, p: Param) -> np.ndarray | None:
+        """The parameter's gradient, checked against its shape."""
+        grad = p.grad
+        if grad is None:
+            return None
+        if getattr(grad, "shape", None) != p.data.shape:
+            raise ValueError(
+                f"parameter {index} has shape {p.data.shape} but its gradient has shape "
+                f"{getattr(grad, 'shape', type(grad).__name__)}"
+            )
+        return grad
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient: to None (default) or to zeros in place."""
+        for _, _, p in self._indexed_params():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad[...] = 0
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; returns `closure()` if given."""
+        loss = closure() if closure is not None else None
+        for index, group, p in self._indexed_params():
+            grad = self._grad(index, p)
+            if grad is not None:
+                self._update(index, group, p, grad)
+        return loss
+
+    def _update(self, index: int, group: dict[str, Any], p: Param, grad: np.ndarray) -> None:
+        """Apply one step to parameter `index` (each optimiser's own rule)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------- state_dict
+    def state_dict(self) -> dict[str, Any]:
+        """The optimiser state as plain numbers and ndarrays (see the class docstring)."""
+        groups = []
+        index = 0
+        for group in self.param_groups:
+            saved = {key: _plain(value) for key, value in group.items() if key != "params"}
+            saved["params"] = list(range(index, index + len(group["params"])))
+            index += len(group["params"])
+            groups.append(saved)
+        state = {i: dict(entry) for i, entry in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load a `state_dict()`: hyperparameters of each group and per-parameter state.
+
+        The loaded groups must match this optimiser's groups in number and in
+        size, and each state array the shape of its parameter. Arrays are
+        copied (cast to the parameter's dtype). Nothing changes if a check fails.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        for key in ("state", "param_groups"):
+            if key not in state_dict:
+                raise ValueError(f"optimizer state_dict is missing {key!r}")
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter groups, "
+                f"but the optimizer has {len(self.param_groups)}"
+            )
+        # Saved index -> this optimiser's index, by position, as PyTorch does.
+        index_map: dict[int, int] = {}
+        new_groups = []
+        for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, Mapping) or "params" not in saved:
+                raise ValueError(f'loaded parameter group {g} must be a dict with a "params" entry')
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"parameter group {g} has {len(saved['params'])} parameters in the loaded "
+                    f"state dict, but {len(group['params'])} in the optimizer"
+                )
+            for saved_index in saved["params"]:
+                saved_index = _as_int(saved_index, f"an index in parameter group {g}")
+                if saved_index in index_map:
+                    raise ValueError(f"parameter index {saved_index} appears twice in the loaded param_groups")
+                index_map[saved_index] = len(index_map)
+            new_group = {key: value for key, value in saved.items() if key != "params"}
+            if isinstance(new_group.get("betas"), list):
+                new_group["betas"] = tuple(new_group["betas"])
+            for key, value in self.defaults.items():
+                new_group.setdefault(key, value)
+            self._check_hyperparameters(new_group)
+            new_group["params"] = group["params"]
+            new_groups.append(new_group)
+
+        params = [p for _, _, p in self._indexed_params()]
+        new_state: dict[int, dict[str, Any]] = {}
+        for key, entry in state_dict["state"].items():
+            saved_index = _as_int(key, "a key of the loaded state")
+            if saved_index not in index_map:
+                raise ValueError(f"loaded state has an entry for parameter {saved_index}, which no group lists")
+            index = index_map[saved_index]
+            p = params[index]
+            if not isinstance(entry, Mapping):
+                raise TypeError(f"loaded state of parameter {saved_index} must be a dict, got {type(entry).__name__}")
+            missing = [k for k in self._state_keys if k not in entry]
+            if missing:
+                raise ValueError(f"loaded state of parameter {saved_index} is missing {', '.join(missing)}")
+            loaded = {}
+            for name, value in entry.items():
+                if name == "step":
+                    loaded[name] = _as_int(value, f"step of parameter {saved_index}")
+                elif isinstance(value, np.ndarray):
+                    array = value
+                    if array.shape != p.data.shape:
+                        raise ValueError(
+                            f"loaded {name} of parameter {saved_index} has shape {array.shape}, "
+                            f"but the parameter has shape {p.data.shape}"
+                        )
+                    loaded[name] = np.array(array, dtype=p.data.dtype, order="C", copy=True)
+                else:
+                    loaded[name] = _plain(value)
+            new_state[index] = loaded
+        self.param_groups = new_groups
+        self.state = new_state
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, as `torch.optim.SGD`.
+
+    For each parameter with gradient g:
+
+        g = g + weight_decay * p                  (if weight_decay != 0)
+        buf = g                                    (first step)
+        buf = momentum * buf + (1 - dampening) * g (later steps)
+        g = g + momentum * buf  if nesterov  else  buf   (if momentum != 0)
+        p = p - lr * g
+
+    State per parameter: "momentum_buffer" (only when momentum != 0).
+    `maximize`, `foreach` and `fused` are not supported.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group: dict[str, Any]) -> None:
+        super()._check_hyperparameters(group)
+        if not group["momentum"] >= 0.0:
+            raise ValueError(f"Invalid momentum value: {group['momentum']}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _update(self, index: int, group: dict[str, Any], p: Param, grad: np.ndarray) -> None:
+        lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
+        if weight_decay != 0:
+            grad = grad + weight_decay * p.data
+        if momentum != 0:
+            state = self.state.setdefault(index, {})
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(grad, dtype=p.data.dtype, copy=True)
+            else:
+                buf *= momentum
+                buf += (1 - group["dampening"]) * grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        data = p.data
+        data -= lr * grad
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay, as `torch.optim.AdamW`.
+
+    The update is PyTorch's default (single-tensor, non-amsgrad) algorithm,
+    with its order of operations, so float64 results agree with PyTorch to
+    rounding. For each parameter p with gradient g, at step t = 1, 2, ...:
+
+        p = p * (1 - lr * weight_decay)           decoupled weight decay
+        m = m + (1 - beta1) * (g - m)             = beta1 m + (1 - beta1) g
+        v = beta2 * v + (1 - beta2) * g * g
+        bias_correction1 = 1 - beta1 ** t
+        bias_correction2 = 1 - beta2 ** t
+        step_size = lr / bias_correction1
+        denom = sqrt(v) / sqrt(bias_correction2) + eps
+        p = p - step_size * m / denom
+
+    State per parameter: "step" (int; PyTorch keeps a 0-d tensor), "exp_avg"
+    (m) and "exp_avg_sq" (v), allocated at the parameter's first step.
+    Everything is updated in place in chunks, without full-size temporaries.
+    `amsgrad`, `maximize`, `foreach`, `capturable` and `fused` are not supported.
+    """
+
+    _state_keys = ("step", "exp_avg", "exp_avg_sq")
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults)
+        self._scratch: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _check_hyperparameters(self, group: dict[str, Any]) -> None:
+        super()._check_hyperparameters(group)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair of floats, got {betas!r}")
+        group["betas"] = tuple(betas)
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        if not group["eps"] >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+
+    def _scratch_for(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        if dtype not in self._scratch:
+            self._scratch[dtype] = (np.empty(_CHUNK, dtype), np.empty(_CHUNK, dtype))
+        return self._scratch[dtype]
+
+    def _update(self, index: int, group: dict[str, Any], p: Param, grad: np.ndarray) -> None:
+        data = p.data
+        state = self.state.get(index)
+        if state is None:
+            state = self.state[index] = {
+                "step": 0,
+                "exp_avg": np.zeros_like(data, order="C"),
+                "exp_avg_sq": np.zeros_like(data, order="C"),
+            }
+        state["step"] += 1
+        step = state["step"]
+        beta1, beta2 = group["betas"]
+        lr = group["lr"]
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        hyper = dict(
+            decay=1 - lr * group["weight_decay"] if group["weight_decay"] != 0 else None,
+            beta1=beta1,
+            beta2=beta2,
+            step_size=lr / bias_correction1,
+            bias_correction2_sqrt=bias_correction2**0.5,
+            eps=group["eps"],
+        )
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        if data.flags.c_contiguous and grad.flags.c_contiguous:
+            flat = [a.reshape(-1) for a in (data, grad, m, v)]
+            s1, s2 = self._scratch_for(data.dtype)
+            for start in range(0, data.size, _CHUNK):
+                chunk = [a[start : start + _CHUNK] for a in flat]
+                n = chunk[0].size
+                _adamw_kernel(*chunk, s1[:n], s2[:n], **hyper)
+        else:
+            _adamw_kernel(data, grad, m, v, np.empty_like(data), np.empty_like(data), **hyper)
+
+
+def _adamw_kernel(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    *,
+    decay: float | None,
+    beta1: float,
+    beta2: float,
+    step_size: float,
+    bias_correction2_sqrt: float,
+    eps: float,
+) -> None:
+    """One AdamW step on equally shaped arrays, in place; s1, s2 are scratch.
+
+    Mirrors PyTorch's `_single_tensor_adam` line by line (names as there).
+    """
+    # param.mul_(1 - lr * weight_decay)
+    if decay is not None:
+        np.multiply(p, decay, out=p)
+    # exp_avg.lerp_(grad, 1 - beta1):  m + (1 - beta1) * (g - m)
+    np.subtract(g, m, out=s1)
+    np.multiply(s1, 1 - beta1, out=s1)
+    np.add(m, s1, out=m)
+    # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2):  v * beta2 + ((1 - beta2) * g) * g
+    np.multiply(v, beta2, out=v)
+    np.multiply(g, 1 - beta2, out=s1)
+    np.multiply(s1, g, out=s1)
+    np.add(v, s1, out=v)
+    # denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+    np.sqrt(v, out=s1)
+    np.divide(s1, bias_correction2_sqrt, out=s1)
+    np.add(s1, eps, out=s1)
+    # param.addcdiv_(exp_avg, denom, value=-step_size):  p + (-step_size * m) / denom
+    np.multiply(m, -step_size, out=s2)
+    np.divide(s2, s1, out=s2)
+    np.add(p, s2, out=p)
+
+
+# --------------------------------------------------------------------------- clipping
+def _grad_norm(grad: np.ndarray, norm_type: float) -> float:
+    """The p-norm of one gradient, as a Python float."""
+    if grad.size == 0:
+        return 0.0
+    if norm_type == math.inf:
+        return float(max(grad.max(), -grad.min()))
+    if norm_type == 2.0:
+        flat = grad.reshape(-1)
+        return math.sqrt(float(np.dot(flat, flat)))
+    return float(np.sum(np.abs(grad) ** norm_type)) ** (1.0 / norm_type)
+
+
+def clip_grad_norm_(
+    parameters: Param | Iterable[Param],
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> float:
+    """Scale gradients in place so that their total norm is at most `max_norm`.
+
+    As `torch.nn.utils.clip_grad_norm_`: the total norm is the `norm_type`
+    norm of the per-parameter gradient norms (as if all gradients were one
+    vector); every gradient is multiplied by
+
+        clip_coef = min(max_norm / (total_norm + 1e-6), 1)
+
+    Parameters without a gradient are skipped. Returns the total norm before
+    clipping, as a Python float (PyTorch returns a 0-d tensor). `norm_type`
+    is a positive number or `math.inf`. With `error_if_nonfinite` a NaN or
+    infinite total norm raises RuntimeError; otherwise it is propagated into
+    the gradients, as PyTorch does.
+    """
+    if hasattr(parameters, "grad") and hasattr(parameters, "data"):
+        parameters = [parameters]
+    norm_type = float(norm_type)
+    if not (norm_type > 0):
+        raise ValueError(f"norm_type must be positive or inf, got {norm_type}")
+    max_norm = float(max_norm)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    norms = [_grad_norm(g, norm_type) for g in grads]
+    if norm_type == math.inf:
+        total_norm = max(norms)
+    else:
+        total_norm = math.fsum(n**norm_type for n in norms) ** (1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total_norm):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "
+            "so it cannot be clipped. To disable this error and scale the gradients by the "
+            "non-finite norm anyway, set `error_if_nonfinite=False`"
+        )
+    clip_coef = max_norm / (total_norm + 1e-6)
+    # min() keeps a NaN coefficient (1.0 < NaN is False), as torch.clamp does.
+    clip_coef_clamped = min(clip_coef, 1.0)
+    if clip_coef_clamped != 1.0:  # multiplying by exactly 1 would change nothing
+        for g in grads:
+            np.multiply(g, g.dtype.type(clip_coef_clamped), out=g)
+    return total_norm
+
+
+# --------------------------------------------------------------------------- schedules
+def lr_at(
+    step: int,
+    *,
+    peak_lr: float,
+    warmup_steps: int,
+    total_steps: int,
+    initial_lr: float = 0.0,
+    min_lr: float = 0.0,
+) -> float:
+    """Learning rate at `step` of linear warmup followed by cosine decay.
+
+        step < warmup_steps:   initial_lr + step * (peak_lr - initial_lr) / warmup_steps
+        otherwise:             min_lr + (peak_lr - min_lr) * 0.5 * (1 + cos(pi * progress))
+                               progress = (step - warmup_steps) / (total_steps - warmup_steps)
+
+    so the rate starts at `initial_lr`, reaches `peak_lr` at `warmup_steps`,
+    is halfway between peak and `min_lr` midway through the decay, and is
+    `min_lr` from `total_steps` on. This is the schedule of the book's
+    `train_model` (appendix D), with `step` its `global_step`.
+    """
+    _check_schedule(warmup_steps, total_steps)
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if step < warmup_steps:
+        return initial_lr + step * (peak_lr - initial_lr) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + (peak_lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _check_schedule(warmup_steps: int, total_steps: int) -> None:
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+    if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
+        raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}")
+    if warmup_steps > total_steps:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must not exceed total_steps ({total_steps})")
+
+
+class LRScheduler:
+    """Sets each parameter group's "lr" as a function of the step count.
+
+    As `torch.optim.lr_scheduler.LRScheduler`: the constructor records each
+    group's "initial_lr" (the base rate) and applies the rate of step 0;
+    every `step()` advances `last_epoch` by one and applies the rate for it.
+    Subclasses implement `get_lr()` in closed form from `last_epoch` and
+    `base_lrs`. `state_dict()` is plain numbers: "last_epoch", "base_lrs",
+    "_last_lr" and the subclass's hyperparameters.
+    """
+
+    _hyperparameters: tuple[str, ...] = ()
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise ValueError(
+                        f"param 'initial_lr' is not specified in param_groups[{i}] when resuming a scheduler "
+                        "with last_epoch != -1"
+                    )
+        self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._last_lr: list[float] = []
+        self.step()
+
+    def get_lr(self) -> list[float]:
+        """The learning rate of each group at step `last_epoch`."""
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """Advance one step and write the new rates into the optimizer's groups."""
+        self.last_epoch += 1
+        self._apply(self.get_lr())
+
+    def _apply(self, lrs: list[float]) -> None:
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = float(lr)
+        self._last_lr = [float(lr) for lr in lrs]
+
+    def get_last_lr(self) -> list[float]:
+        """The rates last applied, one per parameter group."""
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scheduler's position and settings, as plain Python values."""
+        state = {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "_last_lr": list(self._last_lr)}
+        for name in self._hyperparameters:
+            state[name] = _plain(getattr(self, name))
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a `state_dict()` and write its last rates into the optimizer.
+
+        (PyTorch leaves the optimizer's rates to the optimizer's own
+        `load_state_dict`; writing them here too gives the same result.)
+        """
+        missing = [k for k in ("last_epoch", "base_lrs", "_last_lr", *self._hyperparameters) if k not in state_dict]
+        if missing:
+            raise ValueError(f"scheduler state_dict is missing {', '.join(missing)}")
+        n = len(self.optimizer.param_groups)
+        for key in ("base_lrs", "_last_lr"):
+            if len(state_dict[key]) != n:
+                raise ValueError(f"scheduler state_dict has {len(state_dict[key])} {key}, but the optimizer has {n} groups")
+        self.last_epoch = _as_int(state_dict["last_epoch"], "last_epoch")
+        self.base_lrs = [float(lr) for lr in state_dict["base_lrs"]]
+        for name in self._hyperparameters:
+            setattr(self, name, state_dict[name])
+        self._apply(list(state_dict["_last_lr"]))
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr * lr_lambda(step), as `torch.optim.lr_scheduler.LambdaLR`.
+
+    `lr_lambda` is one function or a list with one per parameter group. The
+    functions themselves are not part of `state_dict()`.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"Expected {n} lr_lambdas, but got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * n
+        for f in self.lr_lambdas:
+            if not callable(f):
+                raise TypeError(f"lr_lambda must be callable, got {type(f).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [base_lr * f(self.last_epoch) for f, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+
+
+class CosineWithWarmup(LRScheduler):
+    """Linear warmup from `initial_lr` to each group's lr, then cosine decay to `min_lr`.
+
+    The group's lr when the scheduler is made is the peak. Call `step()` once
+    per optimiser step; the rate at step n is `lr_at(n, peak_lr=base_lr, ...)`.
+    `initial_lr` and `min_lr` are absolute rates shared by all groups (the
+    group key "initial_lr" is PyTorch's name for the base rate; this argument
+    is the book's name for the warmup's starting rate). PyTorch has no
+    single scheduler for this.
+    """
+
+    _hyperparameters = ("warmup_steps", "total_steps", "initial_lr", "min_lr")
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        warmup_steps: int,
+        total_steps: int,
+        initial_lr: float = 0.0,
+        min_lr: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        _check_schedule(warmup_steps, total_steps)
+        if initial_lr < 0 or min_lr < 0:
+            raise ValueError(f"initial_lr and min_lr must be >= 0, got {initial_lr} and {min_lr}")
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+        self.initial_lr = float(initial_lr)
+        self.min_lr = float(min_lr)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [
+            lr_at(
+                self.last_epoch,
+                peak_lr=base_lr,
+                warmup_steps=self.warmup_steps,
+                total_steps=self.total_steps,
+                initial_lr=self.initial_lr,
+                min_lr=self.min_lr,
+            )
+            for base_lr in self.base_lrs
+        ]
+
+
+def warmup_cosine(
+    optimizer: Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    initial_lr: float = 0.0,
+    min_lr: float = 0.0,
+) -> CosineWithWarmup:
+    """A `CosineWithWarmup` scheduler (same arguments)."""
+    return CosineWithWarmup(optimizer, warmup_steps, total_steps, initial_lr=initial_lr, min_lr=min_lr)
+
+
+# --------------------------------------------------------------------------- groups
+def param_groups_for_weight_decay(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """Split a model's parameters into a decayed and a non-decayed group.
+
+    Weight matrices of `numpygpt.nn.Linear` layers (2-D and up) decay; biases,
+    LayerNorm `scale`/`shift` and embeddings do not. A weight shared between
+    a Linear layer and an embedding (weight tying) decays. Returns
+
+        [{"params": [...], "weight_decay": weight_decay},
+         {"params": [...], "weight_decay": 0.0}]
+
+    ready for `AdamW(groups, lr=...)`; both groups are present even if one is
+    empty, so the optimizer state always has two groups.
+    """
+    from numpygpt.nn import Linear
+
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    linear_weights = {
+        id(module.weight)
+        for module in model.modules()
+        if isinstance(module, Linear) and getattr(module, "weight", None) is not None
+    }
+    decay, no_decay, seen = [], [], set()
+    for _, p in model.named_parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        if id(p) in linear_weights and p.data.ndim >= 2:
+            decay.append(p)
+        else:
+            no_decay.append(p)
+    return [{"params": decay, "weight_decay": float(weight_decay)}, {"params": no_decay, "weight_decay": 0.0}]
