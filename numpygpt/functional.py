@@ -292,16 +292,17 @@ class Linear(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
         ctx.save_for_backward(x, w)
-        out = x @ w.T                                                  # (..., out)
+        x2 = x.reshape(-1, x.shape[-1])                                # (N, in) one GEMM for all rows
+        out = x2 @ w.T                                                 # (N, out)
         if b is not None:
             out += b
-        return out
+        return out.reshape(*x.shape[:-1], w.shape[0])                  # (..., out)
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
         x, w = ctx.saved_tensors
         g2 = g.reshape(-1, g.shape[-1])                                # (N, out)
-        dx = g @ w if ctx.needs_input_grad[0] else None                # (..., in)
+        dx = (g2 @ w).reshape(x.shape) if ctx.needs_input_grad[0] else None   # (..., in)
         dw = g2.T @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None  # (out, in)
         db = g2.sum(axis=0) if ctx.needs_input_grad[2] else None       # (out,)
         return dx, dw, db

@@ -313,7 +313,7 @@ class Max(Function):
     def backward(ctx: Context, g: np.ndarray):
         (saved,) = ctx.saved_tensors
         if ctx.axis is None:
-            return g * saved / saved.sum()
+            return g * saved / int(saved.sum())  # a Python int keeps g's dtype
         if not ctx.keepdim:
             g = np.expand_dims(g, ctx.axis)
         dx = np.zeros(ctx.shape, dtype=g.dtype)

@@ -132,6 +132,8 @@ class Optimizer:
                 "params must be an iterable of parameters or of parameter groups, "
                 f"got a single {type(params).__name__}; wrap it in a list"
             )
+        if hasattr(params, "parameters") and not hasattr(params, "__iter__"):
+            raise TypeError("params must be an iterable of parameters: pass model.parameters(), not the model")
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -281,6 +283,8 @@ class Optimizer:
         params = [p for _, _, p in self._indexed_params()]
         new_state: dict[int, dict[str, Any]] = {}
         for key, entry in state_dict["state"].items():
+            if isinstance(key, str) and key.isdigit():  # JSON turns int keys into strings
+                key = int(key)
             saved_index = _as_int(key, "a key of the loaded state")
             if saved_index not in index_map:
                 raise ValueError(f"loaded state has an entry for parameter {saved_index}, which no group lists")
@@ -663,11 +667,16 @@ class LRScheduler:
         for key in ("base_lrs", "_last_lr"):
             if len(state_dict[key]) != n:
                 raise ValueError(f"scheduler state_dict has {len(state_dict[key])} {key}, but the optimizer has {n} groups")
+        self._check_state(state_dict)
         self.last_epoch = _as_int(state_dict["last_epoch"], "last_epoch")
         self.base_lrs = [float(lr) for lr in state_dict["base_lrs"]]
         for name in self._hyperparameters:
             setattr(self, name, state_dict[name])
         self._apply(list(state_dict["_last_lr"]))
+
+
+    def _check_state(self, state_dict: Mapping[str, Any]) -> None:
+        """Raise ValueError for invalid subclass settings in a loaded state (per scheduler)."""
 
 
 class LambdaLR(LRScheduler):
@@ -729,6 +738,9 @@ class CosineWithWarmup(LRScheduler):
         self.initial_lr = float(initial_lr)
         self.min_lr = float(min_lr)
         super().__init__(optimizer, last_epoch)
+
+    def _check_state(self, state_dict: Mapping[str, Any]) -> None:
+        _check_schedule(state_dict["warmup_steps"], state_dict["total_steps"])
 
     def get_lr(self) -> list[float]:
         return [

@@ -574,6 +574,8 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if k_a != k_b:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied ({k_a} != {k_b})")
     _check_broadcast("matmul", a.shape[:-2], b.shape[:-2])
+    if a.ndim == 1 and b.ndim == 1:  # a dot product: (1, k) @ (k, 1), then 0-d
+        return matmul(a.unsqueeze(0), b.unsqueeze(-1)).reshape(())
     if a.ndim == 1:
         return matmul(a.unsqueeze(0), b).squeeze(-2)
     if b.ndim == 1:

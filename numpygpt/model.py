@@ -1,0 +1,397 @@
+"""The seed's GPT-2, module by module, with the seed's names.
+
+Legend for the shape comments:
+    B  batch size            T   number of tokens (≤ context_length)
+    C  emb_dim (d_model)     V   vocab_size
+    nh n_heads               hs  head size = C / nh
+
+`GPTModel.state_dict()` has exactly the keys and shapes of the seed's PyTorch
+`GPTModel.state_dict()` (each block's `att.mask` buffer included), so weights
+move both ways with `{k: v.numpy() ...}` and `torch.from_numpy`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import functional as F
+from . import nn
+from .functional import check_ids
+from .tensor import Tensor, get_default_dtype
+
+# ----------------------------------------------------------------------------- configuration
+
+GPT_CONFIG_124M: dict[str, Any] = {
+    "vocab_size": 50257,     # vocabulary size (GPT-2's BPE)
+    "context_length": 1024,  # longest input the positional embedding covers
+    "emb_dim": 768,          # embedding dimension C
+    "n_heads": 12,           # attention heads nh
+    "n_layers": 12,          # transformer blocks
+    "drop_rate": 0.1,        # dropout rate
+    "qkv_bias": False,       # bias in the query/key/value projections
+}
+
+# emb_dim / n_layers / n_heads of OpenAI's four GPT-2 sizes
+GPT2_PRESETS: dict[str, dict[str, int]] = {
+    "gpt2-small": {"emb_dim": 768, "n_layers": 12, "n_heads": 12},    # 124M
+    "gpt2-medium": {"emb_dim": 1024, "n_layers": 24, "n_heads": 16},  # 355M
+    "gpt2-large": {"emb_dim": 1280, "n_layers": 36, "n_heads": 20},   # 774M
+    "gpt2-xl": {"emb_dim": 1600, "n_layers": 48, "n_heads": 25},      # 1558M
+}
+_ALIASES = {"gpt2": "gpt2-small", "124M": "gpt2-small", "355M": "gpt2-medium",
+            "774M": "gpt2-large", "1558M": "gpt2-xl"}
+
+REQUIRED_KEYS = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")
+# optional keys: the LayerNorm epsilon, and whether out_head shares tok_emb's weight (OpenAI's weights do)
+OPTIONAL_KEYS = {"ln_eps": 1e-5, "tie_embeddings": False}
+
+
+def get_config(name: str = "gpt2-small", **overrides: Any) -> dict[str, Any]:
+    """`GPT_CONFIG_124M` with a preset's sizes (gpt2-small/-medium/-large/-xl) and any overrides."""
+    key = _ALIASES.get(name, name)
+    if key not in GPT2_PRESETS:
+        raise ValueError(f"unknown config {name!r}; choose one of {', '.join(GPT2_PRESETS)}")
+    return validate_config({**GPT_CONFIG_124M, **GPT2_PRESETS[key], **overrides})
+
+
+def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a checked copy of `cfg` (optional keys filled in), or raise ValueError saying what is wrong."""
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"config must be a dict, got {type(cfg).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"config is missing key(s): {', '.join(missing)} (a GPT config needs {', '.join(REQUIRED_KEYS)})")
+    unknown = [k for k in cfg if k not in REQUIRED_KEYS and k not in OPTIONAL_KEYS]
+    if unknown:
+        raise ValueError(f"config has unknown key(s): {', '.join(unknown)}")
+    out = {**OPTIONAL_KEYS, **cfg}
+    for k in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
+        v = out[k]
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"config[{k!r}] must be a positive integer, got {v!r}")
+        out[k] = int(v)
+    if out["emb_dim"] % out["n_heads"]:
+        raise ValueError(f"config: emb_dim ({out['emb_dim']}) must be divisible by n_heads ({out['n_heads']})")
+    if not isinstance(out["drop_rate"], (int, float)) or not 0 <= out["drop_rate"] < 1:
+        raise ValueError(f"config['drop_rate'] must be a number in [0, 1), got {out['drop_rate']!r}")
+    for k in ("qkv_bias", "tie_embeddings"):
+        if not isinstance(out[k], (bool, np.bool_)):
+            raise ValueError(f"config[{k!r}] must be True or False, got {out[k]!r}")
+    if not isinstance(out["ln_eps"], (int, float)) or out["ln_eps"] <= 0:
+        raise ValueError(f"config['ln_eps'] must be a positive number, got {out['ln_eps']!r}")
+    return out
+
+
+def check_token_ids(in_idx: Any, cfg: Mapping[str, Any]) -> np.ndarray:
+    """Token ids as an integer (B, T) array, or a clear error: not integers,
+    out of range, not 2-D, empty, or longer than context_length."""
+    ids = check_ids(in_idx, cfg["vocab_size"])
+    if ids.ndim != 2:
+        raise ValueError(f"token ids must have shape (batch, num_tokens), got shape {ids.shape}"
+                         + (" (add a batch dim, e.g. ids[None, :])" if ids.ndim == 1 else ""))
+    if ids.shape[1] > cfg["context_length"]:
+        raise ValueError(f"{ids.shape[1]} tokens exceed context_length {cfg['context_length']}; "
+                         f"crop the input to its last {cfg['context_length']} tokens")
+    if ids.shape[1] == 0:
+        raise ValueError("the input has no tokens")
+    return ids
+
+
+# ----------------------------------------------------------------------------- the building blocks
+
+
+class LayerNorm(nn.Module):
+    """The seed's LayerNorm: (x - mean) / √(var + eps) · scale + shift over the last dim,
+    with the biased variance (÷ n) GPT-2 uses. Parameters `scale` (ones) and `shift` (zeros).
+
+    It runs as one fused op (`functional.layer_norm`) whose backward is written out
+    term by term; the tests check it against the seed's composed form.
+    """
+
+    def __init__(self, emb_dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(np.ones(emb_dim, dtype=get_default_dtype()))
+        self.shift = nn.Parameter(np.zeros(emb_dim, dtype=get_default_dtype()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, x.shape[-1:], self.scale, self.shift, self.eps)  # (..., C)
+
+    def extra_repr(self) -> str:
+        return f"{self.scale.shape[0]}, eps={self.eps}"
+
+
+class GELU(nn.Module):
+    """The seed's GELU, tanh form: 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x)
+
+
+class FeedForward(nn.Module):
+    """Expand to 4C, GELU, project back to C: `layers` = Linear, GELU, Linear."""
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(cfg["emb_dim"], 4 * cfg["emb_dim"]),  # (B, T, C) -> (B, T, 4C)
+            GELU(),
+            nn.Linear(4 * cfg["emb_dim"], cfg["emb_dim"]),  # (B, T, 4C) -> (B, T, C)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)  # (B, T, C)
+
+
+class MultiHeadAttention(nn.Module):
+    """Causal multi-head self-attention, as the seed writes it.
+
+    The `mask` buffer is triu(ones(context_length, context_length), 1): a 1 above
+    the diagonal marks a future token that position i must not see.
+    """
+
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
+                 qkv_bias: bool = False):
+        super().__init__()
+        if d_out % num_heads:
+            raise ValueError(f"MultiHeadAttention: d_out ({d_out}) must be divisible by num_heads ({num_heads})")
+        self.d_out = d_out
+        self.num_heads = num_heads
+        self.head_dim = d_out // num_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", np.triu(np.ones((context_length, context_length), dtype=get_default_dtype()), k=1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, num_tokens, d_in = x.shape                                     # (B, T, C)
+        keys = self.W_key(x)                                              # (B, T, C)
+        queries = self.W_query(x)                                         # (B, T, C)
+        values = self.W_value(x)                                          # (B, T, C)
+
+        keys = keys.view(b, num_tokens, self.num_heads, self.head_dim)    # (B, T, nh, hs)
+        queries = queries.view(b, num_tokens, self.num_heads, self.head_dim)
+        values = values.view(b, num_tokens, self.num_heads, self.head_dim)
+
+        keys = keys.transpose(1, 2)                                       # (B, nh, T, hs)
+        queries = queries.transpose(1, 2)                                 # (B, nh, T, hs)
+        values = values.transpose(1, 2)                                   # (B, nh, T, hs)
+
+        attn_scores = queries @ keys.transpose(2, 3)                      # (B, nh, T, T)
+        mask_bool = self.mask[:num_tokens, :num_tokens].astype(bool)      # (T, T) True above the diagonal
+        attn_scores = attn_scores.masked_fill(mask_bool, -np.inf)         # (B, nh, T, T)
+        attn_weights = F.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)  # (B, nh, T, T) rows sum to 1
+        attn_weights = self.dropout(attn_weights)
+
+        context_vec = (attn_weights @ values).transpose(1, 2)             # (B, T, nh, hs)
+        context_vec = context_vec.contiguous().view(b, num_tokens, self.d_out)  # (B, T, C)
+        return self.out_proj(context_vec)                                 # (B, T, C)
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}, head_dim={self.head_dim}"
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LayerNorm block: x + drop(att(norm1(x))), then x + drop(ff(norm2(x))).
+
+    The shortcut dropout is `drop_shortcut` (one seed calls it `drop_resid`; it has
+    no parameters, so the state_dict is the same either way).
+    """
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__()
+        self.att = MultiHeadAttention(
+            d_in=cfg["emb_dim"],
+            d_out=cfg["emb_dim"],
+            context_length=cfg["context_length"],
+            dropout=cfg["drop_rate"],
+            num_heads=cfg["n_heads"],
+            qkv_bias=cfg["qkv_bias"],
+        )
+        self.ff = FeedForward(cfg)
+        eps = cfg.get("ln_eps", 1e-5)
+        self.norm1 = LayerNorm(cfg["emb_dim"], eps)
+        self.norm2 = LayerNorm(cfg["emb_dim"], eps)
+        self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x                      # (B, T, C)
+        x = self.norm1(x)                 # (B, T, C)
+        x = self.att(x)                   # (B, T, C)
+        x = self.drop_shortcut(x)
+        x = x + shortcut                  # (B, T, C) the shortcut connection
+
+        shortcut = x
+        x = self.norm2(x)
+        x = self.ff(x)                    # (B, T, C)
+        x = self.drop_shortcut(x)
+        x = x + shortcut                  # (B, T, C)
+        return x
+
+
+class GPTModel(nn.Module):
+    """GPT-2: token + position embeddings, n_layers transformer blocks, a final
+    LayerNorm and a linear head to vocabulary logits.
+
+    `model(idx)` takes int token ids (B, T), an ndarray or Tensor, and returns
+    logits (B, T, V). With `cfg["tie_embeddings"]` the head shares `tok_emb.weight`
+    (OpenAI's GPT-2 does); the state_dict then lists the shared array under both names.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__()
+        cfg = validate_config(cfg)
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
+        self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
+        self.drop_emb = nn.Dropout(cfg["drop_rate"])
+
+        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
+
+        self.final_norm = LayerNorm(cfg["emb_dim"], cfg["ln_eps"])
+        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
+        if cfg["tie_embeddings"]:
+            self.out_head.weight = self.tok_emb.weight
+
+    def forward(self, in_idx: Any) -> Tensor:
+        in_idx = check_token_ids(in_idx, self.cfg)
+        batch_size, seq_len = in_idx.shape                      # (B, T)
+        tok_embeds = self.tok_emb(in_idx)                       # (B, T, C)
+        pos_embeds = self.pos_emb(np.arange(seq_len))           # (T, C)
+        x = tok_embeds + pos_embeds                             # (B, T, C)
+        x = self.drop_emb(x)
+        x = self.trf_blocks(x)                                  # (B, T, C)
+        x = self.final_norm(x)                                  # (B, T, C)
+        logits = self.out_head(x)                               # (B, T, V)
+        return logits
+
+    def extra_repr(self) -> str:
+        return f"{self.num_parameters():,} parameters"
+
+
+def count_parameters(model: GPTModel) -> dict[str, Any]:
+    """The seed's parameter figures: total, total without the output head (as if it were
+    tied to tok_emb), and the memory in float32 (MB = 2²⁰ bytes)."""
+    total = model.num_parameters()
+    head = model.out_head.weight.numel()
+    tied = model.out_head.weight is model.tok_emb.weight
+    return {
+        "total": total,
+        "total_tied": total if tied else total - head,
+        "size_mb_float32": total * 4 / 1024**2,
+    }
+
+
+# ----------------------------------------------------------------------------- the seed's scaffolding
+
+
+class DummyTransformerBlock(nn.Module):
+    """A placeholder block that returns its input (the seed's first sketch of the backbone)."""
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class DummyLayerNorm(nn.Module):
+    """A placeholder LayerNorm that returns its input."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5):
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class DummyGPTModel(nn.Module):
+    """The seed's backbone sketch: embeddings, dummy blocks, dummy norm, output head.
+    It already maps (B, T) ids to (B, T, V) logits."""
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__()
+        cfg = validate_config(cfg)
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
+        self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
+        self.drop_emb = nn.Dropout(cfg["drop_rate"])
+        self.trf_blocks = nn.Sequential(*[DummyTransformerBlock(cfg) for _ in range(cfg["n_layers"])])
+        self.final_norm = DummyLayerNorm(cfg["emb_dim"])
+        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
+
+    def forward(self, in_idx: Any) -> Tensor:
+        in_idx = check_token_ids(in_idx, self.cfg)
+        batch_size, seq_len = in_idx.shape                      # (B, T)
+        tok_embeds = self.tok_emb(in_idx)                       # (B, T, C)
+        pos_embeds = self.pos_emb(np.arange(seq_len))           # (T, C)
+        x = self.drop_emb(tok_embeds + pos_embeds)              # (B, T, C)
+        x = self.trf_blocks(x)
+        x = self.final_norm(x)
+        return self.out_head(x)                                 # (B, T, V)
+
+
+class ExampleDeepNeuralNetwork(nn.Module):
+    """The seed's five-layer network for the shortcut experiment: each layer is
+    Linear + GELU; with `use_shortcut` a layer's input is added to its output
+    whenever the shapes match, so gradients have a path that skips the layer."""
+
+    def __init__(self, layer_sizes: list[int], use_shortcut: bool):
+        super().__init__()
+        if len(layer_sizes) != 6:
+            raise ValueError(f"ExampleDeepNeuralNetwork needs 6 layer sizes (5 layers), got {len(layer_sizes)}")
+        self.use_shortcut = use_shortcut
+        self.layers = nn.ModuleList([
+            nn.Sequential(nn.Linear(layer_sizes[i], layer_sizes[i + 1]), GELU()) for i in range(5)
+        ])
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            layer_output = layer(x)                               # (B, sizes[i+1])
+            if self.use_shortcut and x.shape == layer_output.shape:
+                x = x + layer_output                              # the shortcut
+            else:
+                x = layer_output
+        return x
+
+
+def clone_config(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A validated copy of `cfg` with some keys changed (e.g. a smaller context_length)."""
+    return validate_config({**copy.deepcopy(dict(cfg)), **overrides})
+
+
+def parameter_breakdown(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """Parameters per top-level module (and per block part) computed from the config
+    alone, so the largest presets can be described without allocating them.
+    The tests check these figures against models that are actually built."""
+    cfg = validate_config(cfg)
+    V, T, C, L = cfg["vocab_size"], cfg["context_length"], cfg["emb_dim"], cfg["n_layers"]
+    qkv = 3 * (C * C + (C if cfg["qkv_bias"] else 0))
+    att = qkv + C * C + C                      # W_query, W_key, W_value, out_proj
+    ff = (C * 4 * C + 4 * C) + (4 * C * C + C)  # layers.0, layers.2
+    norms = 2 * 2 * C                          # norm1, norm2: scale and shift
+    return [
+        ("tok_emb", V * C),
+        ("pos_emb", T * C),
+        (f"trf_blocks ({L} x TransformerBlock)", L * (att + ff + norms)),
+        ("  per block: att", att),
+        ("  per block: ff", ff),
+        ("  per block: norm1 + norm2", norms),
+        ("final_norm", 2 * C),
+        ("out_head" + (" (tied to tok_emb)" if cfg["tie_embeddings"] else ""), 0 if cfg["tie_embeddings"] else V * C),
+    ]
+
+
+def parameter_totals(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Total parameters, the total with out_head tied to tok_emb, and float32 megabytes."""
+    cfg = validate_config(cfg)
+    rows = dict(parameter_breakdown(cfg))
+    total = sum(n for name, n in rows.items() if not name.startswith("  "))
+    head = cfg["vocab_size"] * cfg["emb_dim"]
+    total_untied = total if not cfg["tie_embeddings"] else total + head
+    return {"total": total, "total_tied": total_untied - head, "size_mb_float32": total * 4 / 1024**2}
