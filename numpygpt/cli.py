@@ -1,6 +1,7 @@
 """The `numpygpt` command (also `python -m numpygpt`).
 
     numpygpt generate "Hello, I am" --max-new-tokens 6 --seed 123
+    numpygpt generate --weights DIR "Alan Turing theorized" --temperature 0.8 --top-k 40
     numpygpt info --config gpt2-small
     numpygpt tour [SECTION]
 """
@@ -15,27 +16,64 @@ import numpy as np
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate_text_simple
     from .model import GPTModel, get_config
     from .random import manual_seed
     from .tokenizer import get_encoding
 
     tokenizer = get_encoding("gpt2")
+    encoded = tokenizer.encode(args.prompt, allowed_special={"<|endoftext|>"})
+    if not encoded:
+        raise ValueError("the prompt encodes to no tokens; give some text")
+    if args.weights or args.checkpoint:
+        return _generate_trained(args, tokenizer, encoded)
+
+    # the seed's demo: an untrained GPT, seeded, continuing the prompt
+    from .generate import generate
+
     manual_seed(args.seed)
     cfg = get_config(args.config)
     model = GPTModel(cfg)
     model.eval()  # disable dropout
-    encoded = tokenizer.encode(args.prompt, allowed_special={"<|endoftext|>"})
-    if not encoded:
-        raise ValueError("the prompt encodes to no tokens; give some text")
     print("encoded:", encoded)
     encoded_tensor = np.array(encoded)[None, :]
     print("encoded_tensor.shape:", encoded_tensor.shape)
-    out = generate_text_simple(model, encoded_tensor, max_new_tokens=args.max_new_tokens,
-                               context_size=cfg["context_length"])
+    out = generate(model, encoded_tensor, max_new_tokens=args.max_new_tokens or 6, context_size=cfg["context_length"],
+                   temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                   use_cache=not args.no_cache, seed=args.seed)
     print("Output:", out)
     print("Output length:", len(out[0]))
     print(tokenizer.decode(out[0].tolist()))
+    return 0
+
+
+def _generate_trained(args: argparse.Namespace, tokenizer, encoded: list[int]) -> int:
+    """Stream a continuation from real weights (a Hugging Face directory) or a training checkpoint."""
+    import codecs
+
+    from .generate import generate_stream
+
+    if args.weights:
+        from .checkpoint import load_pretrained
+
+        model = load_pretrained(args.weights)
+    else:
+        from .checkpoint import load_checkpoint
+
+        model = load_checkpoint(args.checkpoint)["model"]
+    model.eval()
+    ctx = model.cfg["context_length"]
+    eos = tokenizer.eot_token if args.stop_at_eos else None
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # tokens may split a character
+    sys.stdout.write(args.prompt)
+    sys.stdout.flush()
+    for idx_next in generate_stream(model, np.array(encoded)[None, :], args.max_new_tokens or 50, ctx,
+                                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                    eos_id=eos, use_cache=not args.no_cache, seed=args.seed):
+        if eos is not None and idx_next[0] == eos:
+            break
+        sys.stdout.write(decoder.decode(tokenizer.decode_single_token_bytes(int(idx_next[0]))))
+        sys.stdout.flush()
+    sys.stdout.write(decoder.decode(b"", final=True) + "\n")
     return 0
 
 
@@ -72,9 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="continue a prompt with a GPT (the seed's demo: untrained 124M, greedy)")
     g.add_argument("prompt", nargs="?", default="Hello, I am", help='the text to continue (default "Hello, I am")')
-    g.add_argument("--max-new-tokens", type=int, default=6, help="tokens to generate (default 6)")
-    g.add_argument("--seed", type=int, default=123, help="seed for the random initial weights (default 123)")
-    g.add_argument("--config", default="gpt2-small", choices=list(GPT2_PRESETS), help="model size (default gpt2-small)")
+    g.add_argument("--config", default="gpt2-small", choices=list(GPT2_PRESETS),
+                   help="size of the untrained demo model (default gpt2-small)")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--weights", metavar="DIR", help="a Hugging Face GPT-2 directory (config.json + model.safetensors)")
+    src.add_argument("--checkpoint", metavar="PATH", help="a numpygpt training checkpoint")
+    g.add_argument("--max-new-tokens", type=int, default=None,
+                   help="tokens to generate (default 6 for the demo, 50 with --weights/--checkpoint)")
+    g.add_argument("--seed", type=int, default=123, help="seed for the demo's weights and for sampling (default 123)")
+    g.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default); > 0 samples")
+    g.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    g.add_argument("--top-p", type=float, default=None, help="sample only within the nucleus of probability p")
+    g.add_argument("--no-cache", action="store_true", help="re-run the whole context each step (no KV cache)")
+    g.add_argument("--stop-at-eos", action="store_true", help="stop at <|endoftext|>")
     g.set_defaults(func=_cmd_generate)
 
     i = sub.add_parser("info", help="parameter counts and memory of a GPT-2 size")
@@ -93,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "max_new_tokens", 0) is not None and getattr(args, "max_new_tokens", 0) < 0:
+    if (getattr(args, "max_new_tokens", None) or 0) < 0:
         parser.error("--max-new-tokens must be non-negative")
     try:
         return args.func(args)

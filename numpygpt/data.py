@@ -184,11 +184,11 @@ class DataLoader:
         else:
             position = _Position(self._next_epoch, 0)
             self._next_epoch += 1
-        self._open.append(position)
         return self._batches(position)
 
     def _batches(self, position: _Position) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         order = self.order(position.epoch)
+        self._open.append(position)  # registered on the first next(), so `finally` always runs
         try:
             for b in range(position.batch_index, len(self)):
                 indices = order[b * self.batch_size : (b + 1) * self.batch_size]

@@ -1,17 +1,28 @@
-"""Text generation: the seed's greedy loop.
+"""Text generation: the seed's greedy loop, and sampling with a KV cache.
 
 `generate_text_simple` is the seed's loop: crop the context to what the model
 supports, run the model, take the last position's logits, pick the most likely
-next token, append, repeat.
+next token, append, repeat. Every step re-runs the whole context.
+
+`generate` adds temperature, top-k, top-p and a stop token, and by default a
+KV cache: the prompt runs once, then each step runs only the newest token
+against the cached keys and values of the earlier ones.
+
+Past the context: positions are absolute, so once the sequence is longer than
+`context_size` every cached key was computed at a position that no longer
+holds. `generate` then does what `generate_text_simple` does, re-running the
+last `context_size` tokens for each new token, so both give the same ids. The
+cache speeds up everything before that point.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from . import functional as F
+from .random import default_generator
 from .tensor import Tensor, no_grad
 
 
@@ -47,3 +58,94 @@ def generate_text_simple(model: Any, idx: Any, max_new_tokens: int, context_size
         idx_next = np.argmax(probas.data, axis=-1)[:, None]   # (B, 1) the most likely token
         ids = np.concatenate([ids, idx_next], axis=1)         # (B, T + 1)
     return Tensor(ids) if isinstance(idx, Tensor) else ids
+
+
+def _filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray:
+    """Set to -inf every logit outside the top k, then outside the nucleus: the
+    smallest set of most likely tokens whose probabilities add up to at least top_p."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]      # (B, 1) the k-th largest
+        logits = np.where(logits < kth, -np.inf, logits)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-logits, axis=-1, kind="stable")                   # (B, V) most likely first
+        sorted_logits = np.take_along_axis(logits, order, axis=-1)
+        probs = np.exp(sorted_logits - sorted_logits[:, :1])
+        probs /= probs.sum(axis=-1, keepdims=True)
+        before = np.cumsum(probs, axis=-1) - probs                            # mass of the more likely tokens
+        drop_sorted = before >= top_p                                         # already enough without this one
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        logits = np.where(drop, -np.inf, logits)
+    return logits
+
+
+def _next_token(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None,
+                rng: np.random.Generator) -> np.ndarray:
+    """Pick one id per row from last-position logits (B, V): greedy when temperature is 0."""
+    if temperature == 0:
+        return np.argmax(logits, axis=-1)                                     # (B,)
+    logits = _filter_logits(logits.astype(np.float64) / temperature, top_k, top_p)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))               # (B, V)
+    cdf = np.cumsum(probs, axis=-1)
+    u = rng.random(len(cdf))[:, None] * cdf[:, -1:]                           # (B, 1) uniform in [0, total)
+    return np.minimum((cdf <= u).sum(axis=-1), logits.shape[-1] - 1)          # (B,) inverse CDF
+
+
+def generate_stream(model: Any, idx: Any, max_new_tokens: int, context_size: int, temperature: float = 0.0,
+                    top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+                    use_cache: bool = True, seed: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the next ids (B,) one step at a time; see `generate` for the arguments.
+    Rows that have produced `eos_id` keep yielding `eos_id`; the stream ends when
+    every row has, or after max_new_tokens steps."""
+    _check_counts(max_new_tokens, context_size)
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+    ids = _as_ids(idx)
+    rng = np.random.default_rng(seed) if seed is not None else default_generator()
+    cache_ok = use_cache and hasattr(model, "new_kv_cache")
+    cache = model.new_kv_cache(context_size) if cache_ok else None
+    finished = np.zeros(len(ids), dtype=bool)
+    pending = ids[:, -context_size:]          # what the model has not seen yet
+    with no_grad():
+        for _ in range(max_new_tokens):
+            if cache is not None and cache.length + pending.shape[1] <= context_size:
+                logits = model(pending, kv_cache=cache)            # (B, T_new, V) only the new tokens
+            else:
+                cache = None                                       # past the context: recompute the window
+                logits = model(ids[:, -context_size:])             # (B, T, V)
+            idx_next = _next_token(logits.data[:, -1, :], temperature, top_k, top_p, rng)  # (B,)
+            if eos_id is not None:
+                idx_next = np.where(finished, eos_id, idx_next)
+                finished |= idx_next == eos_id
+            ids = np.concatenate([ids, idx_next[:, None]], axis=1)
+            pending = idx_next[:, None]
+            yield idx_next
+            if eos_id is not None and finished.all():
+                return
+
+
+def generate(model: Any, idx: Any, max_new_tokens: int, context_size: int, temperature: float = 0.0,
+             top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+             use_cache: bool = True, seed: int | None = None) -> Any:
+    """Continue token ids (B, T) by up to `max_new_tokens`; returns (B, T + n).
+
+    - temperature 0 (the default) is greedy and gives the ids `generate_text_simple`
+      gives; temperature > 0 samples from softmax(logits / temperature);
+    - top_k keeps the k most likely tokens, top_p the smallest set whose
+      probability reaches p (applied after the temperature);
+    - eos_id: a row that produces it is finished (and padded with it); generation
+      stops early once every row is;
+    - use_cache: run the prompt once and then one token per step (see the module doc);
+    - seed: sample from a generator of its own, so the same seed gives the same
+      text; without it numpygpt's global generator (`manual_seed`) is used.
+    Returns an ndarray, or a Tensor when `idx` is one.
+    """
+    ids = _as_ids(idx)
+    steps = list(generate_stream(model, ids, max_new_tokens, context_size, temperature, top_k, top_p,
+                                 eos_id, use_cache, seed))
+    out = np.concatenate([ids, np.stack(steps, axis=1)], axis=1) if steps else ids
+    return Tensor(out) if isinstance(idx, Tensor) else out

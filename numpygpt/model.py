@@ -85,19 +85,65 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_token_ids(in_idx: Any, cfg: Mapping[str, Any]) -> np.ndarray:
+def check_token_ids(in_idx: Any, cfg: Mapping[str, Any], start: int = 0) -> np.ndarray:
     """Token ids as an integer (B, T) array, or a clear error: not integers,
-    out of range, not 2-D, empty, or longer than context_length."""
+    out of range, not 2-D, empty, or longer than context_length (counting the
+    `start` tokens already in a KV cache)."""
     ids = check_ids(in_idx, cfg["vocab_size"])
     if ids.ndim != 2:
         raise ValueError(f"token ids must have shape (batch, num_tokens), got shape {ids.shape}"
                          + (" (add a batch dim, e.g. ids[None, :])" if ids.ndim == 1 else ""))
-    if ids.shape[1] > cfg["context_length"]:
-        raise ValueError(f"{ids.shape[1]} tokens exceed context_length {cfg['context_length']}; "
-                         f"crop the input to its last {cfg['context_length']} tokens")
+    if start + ids.shape[1] > cfg["context_length"]:
+        cached = f" after {start} cached tokens" if start else ""
+        raise ValueError(f"{ids.shape[1]} tokens{cached} exceed context_length {cfg['context_length']}; "
+                         f"crop the input to its last {cfg['context_length'] - start} tokens")
     if ids.shape[1] == 0:
         raise ValueError("the input has no tokens")
     return ids
+
+
+# ----------------------------------------------------------------------------- the KV cache
+
+
+class LayerKVCache:
+    """One attention layer's keys and values for the tokens seen so far.
+
+    Buffers of `capacity` positions are allocated on first use and filled in
+    place, so each new token costs one position's projections, not the whole context's.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.length = 0
+        self.keys: np.ndarray | None = None    # (B, nh, capacity, hs)
+        self.values: np.ndarray | None = None  # (B, nh, capacity, hs)
+
+    def update(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append the new tokens' k, v (B, nh, T, hs); return all of them so far (B, nh, S + T, hs)."""
+        b, nh, t, hs = k.shape
+        if self.keys is None:
+            self.keys = np.empty((b, nh, self.capacity, hs), dtype=k.dtype)
+            self.values = np.empty((b, nh, self.capacity, hs), dtype=v.dtype)
+        end = self.length + t
+        if end > self.capacity:
+            raise ValueError(f"KV cache is full: {self.length} + {t} tokens exceed its {self.capacity} positions")
+        self.keys[:, :, self.length:end] = k
+        self.values[:, :, self.length:end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+class KVCache:
+    """The keys and values of every block, for generation: the first call runs the
+    whole prompt, each later call only the new token(s). Positions continue from
+    `length`, so a cache holds at most context_length tokens."""
+
+    def __init__(self, n_layers: int, capacity: int):
+        self.layers = [LayerKVCache(capacity) for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length if self.layers else 0
 
 
 # ----------------------------------------------------------------------------- the building blocks
@@ -168,7 +214,7 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("mask", np.triu(np.ones((context_length, context_length), dtype=get_default_dtype()), k=1))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, kv_cache: LayerKVCache | None = None) -> Tensor:
         b, num_tokens, d_in = x.shape                                     # (B, T, C)
         keys = self.W_key(x)                                              # (B, T, C)
         queries = self.W_query(x)                                         # (B, T, C)
@@ -182,8 +228,15 @@ class MultiHeadAttention(nn.Module):
         queries = queries.transpose(1, 2)                                 # (B, nh, T, hs)
         values = values.transpose(1, 2)                                   # (B, nh, T, hs)
 
-        attn_scores = queries @ keys.transpose(2, 3)                      # (B, nh, T, T)
-        mask_bool = self.mask[:num_tokens, :num_tokens].astype(bool)      # (T, T) True above the diagonal
+        start = 0
+        if kv_cache is not None:  # generation: the earlier tokens' keys and values are cached
+            start = kv_cache.length                                       # S tokens already seen
+            k_all, v_all = kv_cache.update(keys.data, values.data)        # (B, nh, S + T, hs)
+            keys, values = Tensor(k_all), Tensor(v_all)
+
+        attn_scores = queries @ keys.transpose(2, 3)                      # (B, nh, T, S + T)
+        # row i is the token at position S + i: it may see keys 0 .. S + i
+        mask_bool = self.mask[start:start + num_tokens, :start + num_tokens].astype(bool)  # (T, S + T)
         attn_scores = attn_scores.masked_fill(mask_bool, -np.inf)         # (B, nh, T, T)
         attn_weights = F.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)  # (B, nh, T, T) rows sum to 1
         attn_weights = self.dropout(attn_weights)
@@ -219,10 +272,10 @@ class TransformerBlock(nn.Module):
         self.norm2 = LayerNorm(cfg["emb_dim"], eps)
         self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, kv_cache: LayerKVCache | None = None) -> Tensor:
         shortcut = x                      # (B, T, C)
         x = self.norm1(x)                 # (B, T, C)
-        x = self.att(x)                   # (B, T, C)
+        x = self.att(x, kv_cache)         # (B, T, C)
         x = self.drop_shortcut(x)
         x = x + shortcut                  # (B, T, C) the shortcut connection
 
@@ -258,17 +311,28 @@ class GPTModel(nn.Module):
         if cfg["tie_embeddings"]:
             self.out_head.weight = self.tok_emb.weight
 
-    def forward(self, in_idx: Any) -> Tensor:
-        in_idx = check_token_ids(in_idx, self.cfg)
+    def forward(self, in_idx: Any, kv_cache: KVCache | None = None) -> Tensor:
+        """Logits (B, T, V) for token ids (B, T). With a `kv_cache` (generation, under
+        no_grad) the ids are the tokens after those already cached, at positions S .. S+T-1."""
+        start = 0 if kv_cache is None else kv_cache.length
+        in_idx = check_token_ids(in_idx, self.cfg, start)
         batch_size, seq_len = in_idx.shape                      # (B, T)
         tok_embeds = self.tok_emb(in_idx)                       # (B, T, C)
-        pos_embeds = self.pos_emb(np.arange(seq_len))           # (T, C)
+        pos_embeds = self.pos_emb(np.arange(start, start + seq_len))  # (T, C)
         x = tok_embeds + pos_embeds                             # (B, T, C)
         x = self.drop_emb(x)
-        x = self.trf_blocks(x)                                  # (B, T, C)
+        if kv_cache is None:
+            x = self.trf_blocks(x)                              # (B, T, C)
+        else:
+            for block, layer_cache in zip(self.trf_blocks, kv_cache.layers):
+                x = block(x, layer_cache)                       # (B, T, C)
         x = self.final_norm(x)                                  # (B, T, C)
         logits = self.out_head(x)                               # (B, T, V)
         return logits
+
+    def new_kv_cache(self, capacity: int | None = None) -> KVCache:
+        """An empty KV cache for this model (capacity defaults to context_length)."""
+        return KVCache(self.cfg["n_layers"], capacity or self.cfg["context_length"])
 
     def extra_repr(self) -> str:
         return f"{self.num_parameters():,} parameters"

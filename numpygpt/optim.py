@@ -112,9 +112,12 @@ class Optimizer:
         }
 
     Indices i count the parameters across all groups in order, starting at 0;
-    parameters that never had a step have no entry in "state". Each group's
+    parameters that never had a step have no entry in "state". An entry holds
+    "step", "exp_avg", "exp_avg_sq" for AdamW and "momentum_buffer" for SGD
+    with momentum; "step" is an int (a 0-d tensor in PyTorch). Each group's
     "params" lists the indices of its parameters and the other keys are that
-    group's hyperparameters as Python numbers (tuples for "betas"). Arrays are
+    group's hyperparameters as Python numbers (tuples for "betas"), including
+    "initial_lr" once a scheduler has recorded it there. Arrays are
     the live state arrays, as in PyTorch: copy them if you need a snapshot
     while training continues. After a JSON round trip, string keys ("0") and
     lists in place of tuples are accepted by `load_state_dict`.

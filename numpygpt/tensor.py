@@ -573,7 +573,11 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
     if k_a != k_b:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied ({k_a} != {k_b})")
-    _check_broadcast("matmul", a.shape[:-2], b.shape[:-2])
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch dims of shapes {a.shape} and {b.shape} "
+                         f"cannot be broadcast together") from None
     if a.ndim == 1 and b.ndim == 1:  # a dot product: (1, k) @ (k, 1), then 0-d
         return matmul(a.unsqueeze(0), b.unsqueeze(-1)).reshape(())
     if a.ndim == 1:
