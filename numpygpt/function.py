@@ -48,31 +48,39 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class Context:
-    """What a `Function` remembers between its forward and its backward.
+    """A node of the graph: what a `Function` remembers between forward and backward.
 
     `save_for_backward(*arrays)` keeps arrays in `saved_tensors`; any other
-    attribute may be set directly (`ctx.axis = -1`). After backward the engine
-    calls `free()` (unless `retain_graph=True`), dropping every saved array so
-    the memory of the forward pass is returned as soon as it is no longer needed.
+    attribute may be set directly (`ctx.axis = -1`). `parents` links the node to
+    where each input's gradient goes: the input's own node, a leaf tensor, or
+    None for inputs that need no gradient. The node holds no other input, so an
+    intermediate result that no backward formula needs is freed as soon as the
+    forward pass lets go of it, as in PyTorch.
+
+    After backward the engine calls `free()` (unless `retain_graph=True`),
+    dropping saved arrays and parent links.
     """
 
-    def __init__(self, fn: type[Function], inputs: tuple[Any, ...], needs_input_grad: tuple[bool, ...]):
+    def __init__(self, fn: type[Function], needs_input_grad: tuple[bool, ...]):
         self.fn = fn
-        self.inputs = inputs  # the positional inputs, Tensors or constants
         self.needs_input_grad = needs_input_grad
+        self.parents: tuple[Any, ...] = ()       # Context, leaf Tensor or None, one per positional input
+        self.input_shapes: tuple[Any, ...] = ()  # for unbroadcast
         self.saved_tensors: tuple[Any, ...] = ()
+        self.retained_output = None              # the output Tensor, if it asked to keep its .grad
         self.freed = False
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
 
     def free(self) -> None:
-        """Drop saved arrays and options; the graph can no longer be differentiated."""
-        keep = {"fn", "inputs", "needs_input_grad"}
+        """Drop saved arrays, options and parent links; the graph can no longer be differentiated."""
+        keep = {"fn", "needs_input_grad"}
         for name in list(vars(self)):
             if name not in keep:
                 delattr(self, name)
-        self.saved_tensors = ()
+        self.parents, self.input_shapes, self.saved_tensors = (), (), ()
+        self.retained_output = None
         self.freed = True
 
     def __repr__(self) -> str:
@@ -98,9 +106,11 @@ class Function:
 
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = is_grad_enabled() and any(needs)
-        ctx = Context(cls, args if record else (), needs)
+        ctx = Context(cls, needs)
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         out = Tensor._wrap(cls.forward(ctx, *arrays, **kwargs), requires_grad=record)
         if record:
+            ctx.parents = tuple((a._ctx or a) if n else None for a, n in zip(args, needs))
+            ctx.input_shapes = tuple(a.shape if n else None for a, n in zip(args, needs))
             out._ctx = ctx
         return out

@@ -62,6 +62,8 @@ class Module:
         for table in (self._parameters, self._modules, self._buffers):
             if name in table and not (table is self._buffers and not isinstance(value, (Module, Parameter))):
                 del table[name]
+        if isinstance(value, (Parameter, Module)):
+            self.__dict__.pop(name, None)  # a plain attribute of that name would hide it
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
@@ -91,6 +93,7 @@ class Module:
         buffers are part of `state_dict()`; `to(dtype)` converts floating ones."""
         if "." in name or not name:
             raise KeyError(f"buffer name must be non-empty and contain no '.', got {name!r}")
+        self.__dict__.pop(name, None)  # a plain attribute of that name would hide it
         self._buffers[name] = None if array is None else np.asarray(array)
         if persistent:
             self._non_persistent.discard(name)

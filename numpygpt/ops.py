@@ -49,7 +49,8 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        ctx.save_for_backward(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)  # keep only what is used
         return a * b
 
     @staticmethod
@@ -66,7 +67,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = a / b
-        ctx.save_for_backward(b, out)
+        ctx.save_for_backward(b, out if ctx.needs_input_grad[1] else None)
         return out
 
     @staticmethod
@@ -120,7 +121,10 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        ctx.save_for_backward(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        # da needs b and db needs a: keep only those
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)
+        ctx.b_ndim = b.ndim
         return a @ b
 
     @staticmethod
@@ -129,7 +133,7 @@ class MatMul(Function):
         da = g @ b.swapaxes(-1, -2) if ctx.needs_input_grad[0] else None
         db = None
         if ctx.needs_input_grad[1]:
-            if b.ndim == 2:
+            if ctx.b_ndim == 2:
                 db = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
             else:
                 db = a.swapaxes(-1, -2) @ g

@@ -128,13 +128,12 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad: np.ndarray | None = None
         self._ctx = None  # the node that made this tensor; None for leaves
-        self._retain_grad = False
 
     @classmethod
     def _wrap(cls, data: np.ndarray, requires_grad: bool = False) -> Tensor:
         """Fast constructor for op outputs: no conversion, no checks."""
         t = cls.__new__(cls)
-        t.data, t.requires_grad, t.grad, t._ctx, t._retain_grad = data, requires_grad, None, None, False
+        t.data, t.requires_grad, t.grad, t._ctx = data, requires_grad, None, None
         return t
 
     # -- properties ------------------------------------------------------------------
@@ -210,7 +209,8 @@ class Tensor:
 
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in `.grad` after backward (for study)."""
-        self._retain_grad = True
+        if self._ctx is not None:
+            self._ctx.retained_output = self
 
     def to(self, dtype: Any) -> Tensor:
         """Cast to `dtype`; differentiable (the gradient is cast back)."""
@@ -252,59 +252,62 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
+        if self._ctx is None:  # backward on a leaf: d(self)/d(self) = 1
+            self.grad = np.array(grad, copy=True) if self.grad is None else self.grad + grad
+            return
         order = self._topological_order()
-        grads: dict[int, np.ndarray] = {id(self): grad}
+        grads: dict[int, np.ndarray] = {id(self._ctx): grad}
         for i in range(len(order) - 1, -1, -1):
-            t, order[i] = order[i], None  # let each tensor go once its gradient is used
-            g = grads.pop(id(t), None)
+            node, order[i] = order[i], None  # let each node go once its gradient is used
+            g = grads.pop(id(node), None)
             if g is None:
                 continue
-            ctx = t._ctx
-            if ctx is None or t._retain_grad:
-                # a leaf (or a tensor kept for study): accumulate, as PyTorch does
-                g = g.astype(t.dtype, copy=False)
-                t.grad = np.array(g, copy=True) if t.grad is None else t.grad + g
-                if ctx is None:
-                    continue
-            if ctx.freed:
+            if isinstance(node, Tensor):
+                # a leaf: accumulate into .grad, as PyTorch does
+                g = g.astype(node.dtype, copy=False)
+                node.grad = np.array(g, copy=True) if node.grad is None else node.grad + g
+                continue
+            if node.freed:
                 raise RuntimeError(
                     "backward(): trying to backward through the graph a second time; its saved arrays "
                     "were freed by the first backward. Call the first .backward(retain_graph=True) "
                     "to keep them.")
-            ctx.retained = retain_graph
-            in_grads = ctx.fn.backward(ctx, g)
+            kept = node.retained_output
+            if kept is not None:  # a non-leaf that asked for its gradient (retain_grad)
+                kept.grad = np.array(g, copy=True) if kept.grad is None else kept.grad + g
+            node.retained = retain_graph
+            in_grads = node.fn.backward(node, g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            for inp, needed, ig in zip(ctx.inputs, ctx.needs_input_grad, in_grads):
-                if not needed or ig is None:
+            for parent, shape, ig in zip(node.parents, node.input_shapes, in_grads):
+                if parent is None or ig is None:
                     continue
-                ig = unbroadcast(ig, inp.shape)
-                key = id(inp)
+                ig = unbroadcast(ig, shape)
+                key = id(parent)
                 grads[key] = grads[key] + ig if key in grads else ig
             if not retain_graph:
-                ctx.free()
+                node.free()
 
-    def _topological_order(self) -> list[Tensor]:
-        """Tensors reachable from self that need gradients, each after all its inputs.
-
-        Iterative depth-first search, so a graph 10,000 ops deep needs no recursion.
-        """
-        order: list[Tensor] = []
+    def _topological_order(self) -> list[Any]:
+        """The graph's nodes and leaves reachable from self, each after all of its
+        parents. Iterative depth-first search, so a graph 10,000 ops deep needs no
+        recursion."""
+        order: list[Any] = []
         visited: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        stack: list[tuple[Any, bool]] = [(self._ctx, False)]
         while stack:
-            t, inputs_done = stack.pop()
-            if inputs_done:
-                order.append(t)
+            node, parents_done = stack.pop()
+            if parents_done:
+                order.append(node)
                 continue
-            if id(t) in visited:
+            if id(node) in visited:
                 continue
-            visited.add(id(t))
-            stack.append((t, True))
-            if t._ctx is not None:
-                for inp in t._ctx.inputs:
-                    if isinstance(inp, Tensor) and inp.requires_grad and id(inp) not in visited:
-                        stack.append((inp, False))
+            visited.add(id(node))
+            stack.append((node, True))
+            if not isinstance(node, Tensor):
+                for parent in node.parents:
+                    if parent is not None and id(parent) not in visited:
+                        stack.append((parent, False))
         return order
 
     # -- arithmetic ------------------------------------------------------------------------

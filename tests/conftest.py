@@ -40,7 +40,8 @@ def seeds() -> st.SearchStrategy[int]:
     return st.integers(min_value=0, max_value=2**32 - 1)
 
 
-def shapes(min_dims: int = 0, max_dims: int = 4, max_side: int = 4, min_side: int = 1) -> st.SearchStrategy[tuple[int, ...]]:
+def shapes(min_dims: int = 0, max_dims: int = 4, max_side: int = 4,
+           min_side: int = 1) -> st.SearchStrategy[tuple[int, ...]]:
     """Shapes of rank `min_dims`..`max_dims` with sides `min_side`..`max_side` (size-1 dims included
     whenever `min_side` is 1)."""
     return st.lists(st.integers(min_value=min_side, max_value=max_side),
@@ -48,7 +49,8 @@ def shapes(min_dims: int = 0, max_dims: int = 4, max_side: int = 4, min_side: in
 
 
 @st.composite
-def broadcastable_pair(draw: Any, min_dims: int = 0, max_dims: int = 4, max_side: int = 4) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def broadcastable_pair(draw: Any, min_dims: int = 0, max_dims: int = 4,
+                       max_side: int = 4) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Two shapes that broadcast against each other.
 
     A common result shape is drawn first; each operand then keeps a trailing

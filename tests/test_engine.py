@@ -38,16 +38,15 @@ def test_ten_thousand_op_chain_needs_no_recursion() -> None:
 
 
 def _graph_nodes(t: numpygpt.Tensor) -> list:
-    """Every node (Context) reachable from t, iteratively."""
-    seen, stack, nodes = set(), [t], []
+    """Every node (Context) reachable from t, iteratively (parents are nodes or leaf tensors)."""
+    seen, stack, nodes = set(), [t.grad_fn], []
     while stack:
-        u = stack.pop()
-        ctx = u.grad_fn
-        if ctx is None or id(ctx) in seen:
+        ctx = stack.pop()
+        if ctx is None or isinstance(ctx, numpygpt.Tensor) or id(ctx) in seen:
             continue
         seen.add(id(ctx))
         nodes.append(ctx)
-        stack.extend(i for i in ctx.inputs if isinstance(i, numpygpt.Tensor))
+        stack.extend(ctx.parents)
     return nodes
 
 
@@ -167,10 +166,25 @@ def test_retain_graph_allows_a_second_backward_with_doubled_grads(build) -> None
         y.backward()
 
 
+def test_two_outputs_sharing_a_subgraph() -> None:
+    x0 = np.array([0.2, -0.5, 1.0])
+    x = leaf(x0)
+    h = x.tanh()
+    y1, y2 = (h * h).sum(), h.exp().sum()
+    y1.backward(retain_graph=True)  # keeps h's node for y2
+    y2.backward()
+    t = np.tanh(x0)
+    np.testing.assert_allclose(x.grad, (2 * t + np.exp(t)) * (1 - t * t), rtol=1e-14)
+    x.grad = None
+    y3 = (h * 3.0).sum()
+    with pytest.raises(RuntimeError, match="retain_graph"):  # h's node was freed by y2
+        y3.backward()
+
+
 def test_saved_arrays_are_freed_after_backward() -> None:
     x = leaf(np.random.default_rng(0).standard_normal((256, 256)))
     y = F.gelu(x).sum()
-    gelu_ctx = y.grad_fn.inputs[0].grad_fn
+    gelu_ctx = y.grad_fn.parents[0]
     assert len(gelu_ctx.saved_tensors) > 0
     internal = weakref.ref(gelu_ctx.saved_tensors[1])  # tanh(u): an array only the node holds
     y.backward()
@@ -184,9 +198,21 @@ def test_saved_arrays_are_freed_after_backward() -> None:
 def test_saved_arrays_survive_with_retain_graph() -> None:
     x = leaf(np.ones((4, 4)))
     y = F.gelu(x).sum()
-    gelu_ctx = y.grad_fn.inputs[0].grad_fn
+    gelu_ctx = y.grad_fn.parents[0]
     y.backward(retain_graph=True)
     assert len(gelu_ctx.saved_tensors) == 2 and not gelu_ctx.freed
+
+
+def test_intermediate_no_backward_needs_is_freed_during_forward() -> None:
+    x = leaf(np.ones((512, 256)))
+    h = x + 1.0                    # Exp saves its output, not its input
+    ref = weakref.ref(h.data)
+    y = h.exp().sum()
+    del h
+    gc.collect()
+    assert ref() is None, "the graph kept an input array that no backward formula needs"
+    y.backward()
+    np.testing.assert_allclose(x.grad, np.exp(2.0))
 
 
 def test_big_intermediate_of_a_dead_graph_is_collected() -> None:
@@ -365,6 +391,25 @@ def test_gradcheck_checks_every_input_and_skips_constants() -> None:
 def test_gradcheck_upcasts_float32_inputs() -> None:
     x = numpygpt.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
     assert gradcheck(lambda t: (t * t).sum(), [x])
+
+
+def test_gradcheck_rejects_non_float64_outputs_and_handles_non_contiguous_inputs() -> None:
+    x = leaf(np.ones(3))
+    with pytest.raises(TypeError, match="float64"):
+        gradcheck(lambda t: t.float(), [x])
+    with pytest.raises(TypeError, match="float64"):
+        gradcheck(lambda t: t.data, [x])
+    y = numpygpt.Tensor(np.arange(6.0).reshape(2, 3).T, requires_grad=True)  # a transposed view
+    assert not y.data.flags.c_contiguous
+    assert gradcheck(lambda t: (t * t).sum(0), [y])
+
+
+def test_tensor_wraps_and_tensor_function_copies() -> None:
+    a = np.zeros(3)
+    assert numpygpt.Tensor(a).data is a
+    t = numpygpt.tensor(a)
+    a[0] = 1.0
+    assert t.data[0] == 0.0
 
 
 # ----------------------------------------------------------------------------- error messages

@@ -397,6 +397,8 @@ def test_masked_fill_broadcast_mask(dtype: Any, shape: tuple[int, ...], value: f
     mask = np.asarray(np.random.default_rng(data.draw(seeds())).random(mask_shape) < 0.5)
     check(lambda t: t.masked_fill(mask, value),
           lambda t: t.masked_fill(torch.from_numpy(mask), value), [x], dtype)
+    check(lambda t: t.masked_fill(numpygpt.tensor(mask), value),  # a bool Tensor as the mask
+          lambda t: t.masked_fill(torch.from_numpy(mask), value), [x], dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -410,6 +412,9 @@ def test_where(dtype: Any, out: tuple[int, ...], data: Any) -> None:
           lambda x, y: torch.where(torch.from_numpy(cond), x, y), [a, b], dtype)
     check(lambda x, y: numpygpt.where(numpygpt.tensor(cond), x, y),
           lambda x, y: torch.where(torch.from_numpy(cond), x, y), [a, b], dtype)
+    # a Python number on either side
+    check(lambda x: numpygpt.where(cond, x, 0.5), lambda x: torch.where(torch.from_numpy(cond), x, 0.5), [a], dtype)
+    check(lambda y: numpygpt.where(cond, -1.5, y), lambda y: torch.where(torch.from_numpy(cond), -1.5, y), [b], dtype)
 
 
 # ----------------------------------------------------------------------------- matmul, cat, stack
@@ -570,6 +575,17 @@ def test_cross_entropy_rows(reduction: str, dtype: Any, n: int, v: int, ignore: 
     kw = {} if ignore is None else {"ignore_index": ignore}
     check(lambda t: F.cross_entropy(t, targets, reduction=reduction, **kw),
           lambda t: TF.cross_entropy(t, torch.from_numpy(targets), reduction=reduction, **kw), [logits], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@given(v=st.integers(1, 7), data=st.data())
+def test_cross_entropy_single_row(reduction: str, dtype: Any, v: int, data: Any) -> None:
+    """Logits (V,) with a 0-d target, as torch accepts them."""
+    logits = data.draw(arrays((v,), low=-5.0, high=5.0))
+    target = np.asarray(data.draw(st.integers(0, v - 1)))
+    check(lambda t: F.cross_entropy(t, target, reduction=reduction),
+          lambda t: TF.cross_entropy(t, torch.from_numpy(target), reduction=reduction), [logits], dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
