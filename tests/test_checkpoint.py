@@ -132,7 +132,7 @@ def test_load_without_a_model_builds_one_in_the_stored_dtype(tmp_path, dtype):
     assert_same(opt.state_dict(), later.state_dict(), "optimizer")
 
 
-def test_tied_weight_is_stored_once(trained, tmp_path):
+def test_tied_weight_is_stored_once(tmp_path):
     model, opt, _ = make(0, tie_embeddings=True)
     path = tmp_path / "tied.safetensors"
     save_checkpoint(path, model)
@@ -140,16 +140,15 @@ def test_tied_weight_is_stored_once(trained, tmp_path):
     assert "model.tok_emb.weight" in names and "model.out_head.weight" not in names
 
 
-def test_rng_state_is_restored(trained):
-    path, *_ = trained
-    numpygpt.manual_seed(5)
-    expected_after_save = None
-    save_checkpoint(path, make(0)[0])               # saving records the state at this moment...
+def test_rng_state_is_restored(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    model = make(0)[0]
+    save_checkpoint(path, model)                     # records the generator state at this moment...
     gen = numpygpt.random.default_generator()
-    expected_after_save = gen.standard_normal(4)     # ...these are the draws that follow it
+    expected = gen.standard_normal(4)                # ...these are the draws that follow it
     gen.standard_normal(100)
     load_checkpoint(path)
-    np.testing.assert_array_equal(gen.standard_normal(4), expected_after_save)
+    np.testing.assert_array_equal(gen.standard_normal(4), expected)
 
 
 def test_restore_rng_false_leaves_the_generator_alone(trained):
@@ -191,14 +190,13 @@ def test_resume_depends_on_the_generator_state(tmp_path):
     straight, s_opt, s_sched = make(0)
     train(straight, s_opt, s_sched, np.random.default_rng(1), 4)
     model, opt, sched = make(0)
-    train(model, opt, sched, np.random.default_rng(1), 2)
+    data_rng = np.random.default_rng(1)
+    train(model, opt, sched, data_rng, 2)
     path = tmp_path / "ckpt.safetensors"
     save_checkpoint(path, model, opt, step=2, extra={"scheduler": sched.state_dict()})
     model, opt, sched = make(42)
     out = load_checkpoint(path, model, opt, restore_rng=False)
     sched.load_state_dict(out["extra"]["scheduler"])
-    data_rng = np.random.default_rng(1)
-    data_rng.integers(0, TINY["vocab_size"], size=(2, BATCH[0], BATCH[1] + 1))
     train(model, opt, sched, data_rng, 2)
     assert not np.array_equal(straight.tok_emb.weight.data, model.tok_emb.weight.data)
 
@@ -215,7 +213,7 @@ def test_any_module_without_cfg(tmp_path):
     with pytest.raises(ValueError, match="stores no model config"):
         load_checkpoint(path)
     wrong = nn.Sequential(nn.Linear(3, 5), nn.GELU(), nn.Linear(5, 2))
-    with pytest.raises(ValueError, match=r"0\.weight.*\n.*|does not fit") as info:
+    with pytest.raises(ValueError, match="does not fit") as info:
         load_checkpoint(path, wrong)
     assert "0.weight" in str(info.value) and "2.weight" in str(info.value)
 
@@ -375,7 +373,6 @@ def test_loading_never_unpickles(trained, monkeypatch):
     load_checkpoint(path, fresh, fresh_opt)
     load_checkpoint(path)
     assert_models_equal(model, fresh)
-    assert b"\x80\x04\x95" not in path.read_bytes()[:64]  # not a pickle stream
 
 
 # ----------------------------------------------------------------------------- mismatches
