@@ -59,9 +59,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import safetensors
 import safetensors.numpy
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from . import model as _model
 from . import random as _random
@@ -91,11 +90,6 @@ FORMAT = "numpygpt.checkpoint"
 FORMAT_VERSION = 1
 
 PathLike = str | os.PathLike
-
-# The error safetensors raises for a file it cannot parse (a header that is too
-# short, too long, not JSON, or byte ranges that do not cover the file).
-_SafetensorError: type[Exception] = getattr(safetensors, "SafetensorError", Exception)
-
 
 # ----------------------------------------------------------------------------- atomic writes
 
@@ -222,15 +216,12 @@ def _read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str
                 except TypeError as e:  # a dtype NumPy does not have (float8, ...)
                     raise ValueError(f"{path}: tensor {name!r} has dtype {dtype}, which numpygpt cannot read") from e
                 arrays[name] = array if array.flags.writeable else array.copy()
-    except _SafetensorError as e:
+    except SafetensorError as e:  # a header too short, too long or not JSON; byte ranges not covering the file
         raise _corrupt(path, f"not a readable safetensors file ({e})") from None
     return metadata, arrays
 
 
 # ----------------------------------------------------------------------------- JSON with arrays, tuples and non-string keys
-
-_TAGS = ("$array", "$tuple", "$items")
-
 
 def _unique_name(name: str, arrays: Mapping[str, Any]) -> str:
     if name not in arrays:

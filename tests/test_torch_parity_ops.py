@@ -559,10 +559,10 @@ def _targets(draw: Any, shape: tuple[int, ...], v: int, ignore_index: int | None
     """Class ids in [0, v), some set to `ignore_index` (never all of them)."""
     rng = np.random.default_rng(draw(seeds()))
     t = rng.integers(0, v, size=shape)
-    if ignore_index is not None and t.size > 1:
-        drop = rng.random(shape) < 0.3
-        drop.flat[rng.integers(t.size)] = False
-        t = np.where(drop, ignore_index, t)
+    if ignore_index is not None:
+        t = np.where(rng.random(shape) < 0.3, ignore_index, t)
+        keep = int(rng.integers(t.size))
+        t.flat[keep] = (ignore_index + 1) % v if t.flat[keep] == ignore_index else t.flat[keep]
     return t
 
 
