@@ -148,8 +148,9 @@ def _fsync_directory(directory: str) -> None:
 
 
 def _write_safetensors(path: PathLike, arrays: Mapping[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """Atomically write `arrays` (C-contiguous, one array object per name) and text `metadata`."""
-    _atomic_write(path, lambda tmp: safetensors.numpy.save_file(dict(arrays), tmp, metadata=metadata))
+    """Atomically write `arrays` and text `metadata` (safetensors stores the raw bytes, so C order)."""
+    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    _atomic_write(path, lambda tmp: safetensors.numpy.save_file(arrays, tmp, metadata=metadata))
 
 
 def _write_json(path: PathLike, obj: Any) -> None:
@@ -221,7 +222,7 @@ def _read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str
     return metadata, arrays
 
 
-# ----------------------------------------------------------------------------- JSON with arrays, tuples and non-string keys
+# ----------------------------------------------------------------------------- JSON with arrays, tuples, int keys
 
 def _unique_name(name: str, arrays: Mapping[str, Any]) -> str:
     if name not in arrays:
@@ -373,14 +374,14 @@ def save_checkpoint(
     arrays: dict[str, np.ndarray] = {}
     model_keys: list[str] = []
     aliases: dict[str, str] = {}
-    first_name: dict[int, str] = {}  # id(array) -> the first key that holds it
+    first_name: dict[int, tuple[str, np.ndarray]] = {}  # id(array) -> (the first key that holds it, array)
     for key, value in model.state_dict().items():
         array = _as_array(value, f"model.{key}")
         model_keys.append(key)
         if id(array) in first_name:
-            aliases[key] = first_name[id(array)]
+            aliases[key] = first_name[id(array)][0]
             continue
-        first_name[id(array)] = key
+        first_name[id(array)] = (key, array)  # holding the array keeps its id unique
         arrays[f"model.{key}"] = np.ascontiguousarray(array)
 
     optimizer_meta = None
@@ -421,7 +422,8 @@ def _checkpoint_contents(path: str, metadata: Mapping[str, str], arrays: Mapping
         )
     version = metadata.get("format_version")
     if version != str(FORMAT_VERSION):
-        raise ValueError(f"{path} has checkpoint format version {version!r}; this numpygpt reads version {FORMAT_VERSION}")
+        raise ValueError(f"{path} has checkpoint format version {version!r}; "
+                         f"this numpygpt reads version {FORMAT_VERSION}")
     try:
         crc = json.loads(metadata["crc32"])
         crc_metadata, crc_arrays = crc["metadata"], crc["arrays"]
@@ -620,7 +622,8 @@ def hf_config_to_cfg(hf_config: Mapping[str, Any]) -> dict[str, Any]:
         hf["n_positions"] = hf["n_ctx"]
     model_type = hf.get("model_type", "gpt2")
     if model_type != "gpt2":
-        raise ValueError(f"config has model_type {model_type!r}; numpygpt converts GPT-2 configs only (model_type 'gpt2')")
+        raise ValueError(f"config has model_type {model_type!r}; "
+                         "numpygpt converts GPT-2 configs only (model_type 'gpt2')")
     missing = [k for k in ("vocab_size", "n_positions", "n_embd", "n_head", "n_layer") if hf.get(k) is None]
     if missing:
         raise ValueError(f"GPT-2 config is missing {', '.join(missing)}")
@@ -630,7 +633,8 @@ def hf_config_to_cfg(hf_config: Mapping[str, Any]) -> dict[str, Any]:
         problems.append(f"activation_function is {hf['activation_function']!r} (numpygpt computes the tanh GELU: "
                         f"{' or '.join(_TANH_GELUS)})")
     if hf["n_inner"] is not None and hf["n_inner"] != 4 * hf["n_embd"]:
-        problems.append(f"n_inner is {hf['n_inner']} (numpygpt's feed-forward width is 4 * n_embd = {4 * hf['n_embd']})")
+        problems.append(f"n_inner is {hf['n_inner']} "
+                        f"(numpygpt's feed-forward width is 4 * n_embd = {4 * hf['n_embd']})")
     if not hf["scale_attn_weights"]:
         problems.append("scale_attn_weights is false (numpygpt always divides scores by sqrt(head_dim))")
     for key in ("add_cross_attention", "reorder_and_upcast_attn", "scale_attn_by_inverse_layer_idx"):
@@ -699,6 +703,7 @@ def cfg_to_hf_config(cfg: Mapping[str, Any], dtype: Any = np.float32) -> dict[st
 # ----------------------------------------------------------------------------- Hugging Face GPT-2: weights
 
 # HF's per-layer causal-mask buffers (older checkpoints save them); numpygpt builds its own.
+_QKV = ("W_query", "W_key", "W_value")  # in c_attn's order: x @ c_attn.weight = [q | k | v]
 _HF_IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 
 
@@ -727,7 +732,7 @@ def _ours_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     for i in range(L):
         b = f"trf_blocks.{i}."
         shapes[b + "att.mask"] = (T, T)
-        for proj in ("W_query", "W_key", "W_value"):
+        for proj in _QKV:
             shapes[f"{b}att.{proj}.weight"] = (C, C)
             if cfg["qkv_bias"]:
                 shapes[f"{b}att.{proj}.bias"] = (C,)
@@ -764,6 +769,11 @@ def _check_keys(what: str, given: Mapping[str, np.ndarray], expected: Mapping[st
 def _t(array: np.ndarray) -> np.ndarray:
     """The transpose as a new C-contiguous array: Conv1D (in, out) <-> Linear (out, in)."""
     return np.ascontiguousarray(array.T)
+
+
+def _c(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy."""
+    return np.array(array, order="C", copy=True)
 
 
 def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> OrderedDict[str, np.ndarray]:
@@ -812,8 +822,8 @@ def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> Ordere
     mask_dtype = wte.dtype if wte.dtype.kind == "f" else np.dtype(np.float32)
 
     sd: OrderedDict[str, np.ndarray] = OrderedDict()
-    sd["tok_emb.weight"] = np.array(wte, copy=True)
-    sd["pos_emb.weight"] = np.array(weights["wpe.weight"], copy=True)
+    sd["tok_emb.weight"] = _c(wte)
+    sd["pos_emb.weight"] = _c(weights["wpe.weight"])
     for i in range(cfg["n_layers"]):
         h, b = f"h.{i}.", f"trf_blocks.{i}."
         sd[b + "att.mask"] = np.triu(np.ones((T, T), dtype=mask_dtype), k=1)
@@ -821,24 +831,24 @@ def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> Ordere
         b_qkv = weights.get(h + "attn.c_attn.bias")                  # (3C,)
         if not cfg["qkv_bias"] and b_qkv is not None and np.any(b_qkv):
             raise ValueError(f"{spelled[h + 'attn.c_attn.bias']} is not zero, but the config has qkv_bias=False")
-        for j, proj in enumerate(("W_query", "W_key", "W_value")):
+        for j, proj in enumerate(_QKV):
             sd[f"{b}att.{proj}.weight"] = _t(w_qkv[:, j * C:(j + 1) * C])   # (C, C) as (out, in)
             if cfg["qkv_bias"]:
-                sd[f"{b}att.{proj}.bias"] = np.array(b_qkv[j * C:(j + 1) * C])
+                sd[f"{b}att.{proj}.bias"] = _c(b_qkv[j * C:(j + 1) * C])
         sd[b + "att.out_proj.weight"] = _t(weights[h + "attn.c_proj.weight"])
-        sd[b + "att.out_proj.bias"] = np.array(weights[h + "attn.c_proj.bias"])
+        sd[b + "att.out_proj.bias"] = _c(weights[h + "attn.c_proj.bias"])
         sd[b + "ff.layers.0.weight"] = _t(weights[h + "mlp.c_fc.weight"])     # (C, 4C) -> (4C, C)
-        sd[b + "ff.layers.0.bias"] = np.array(weights[h + "mlp.c_fc.bias"])
+        sd[b + "ff.layers.0.bias"] = _c(weights[h + "mlp.c_fc.bias"])
         sd[b + "ff.layers.2.weight"] = _t(weights[h + "mlp.c_proj.weight"])   # (4C, C) -> (C, 4C)
-        sd[b + "ff.layers.2.bias"] = np.array(weights[h + "mlp.c_proj.bias"])
-        sd[b + "norm1.scale"] = np.array(weights[h + "ln_1.weight"])
-        sd[b + "norm1.shift"] = np.array(weights[h + "ln_1.bias"])
-        sd[b + "norm2.scale"] = np.array(weights[h + "ln_2.weight"])
-        sd[b + "norm2.shift"] = np.array(weights[h + "ln_2.bias"])
-    sd["final_norm.scale"] = np.array(weights["ln_f.weight"])
-    sd["final_norm.shift"] = np.array(weights["ln_f.bias"])
+        sd[b + "ff.layers.2.bias"] = _c(weights[h + "mlp.c_proj.bias"])
+        sd[b + "norm1.scale"] = _c(weights[h + "ln_1.weight"])
+        sd[b + "norm1.shift"] = _c(weights[h + "ln_1.bias"])
+        sd[b + "norm2.scale"] = _c(weights[h + "ln_2.weight"])
+        sd[b + "norm2.shift"] = _c(weights[h + "ln_2.bias"])
+    sd["final_norm.scale"] = _c(weights["ln_f.weight"])
+    sd["final_norm.shift"] = _c(weights["ln_f.bias"])
     # tied: the same array under both names, as a tied GPTModel's state_dict has it
-    sd["out_head.weight"] = sd["tok_emb.weight"] if cfg["tie_embeddings"] else np.array(weights["lm_head.weight"])
+    sd["out_head.weight"] = sd["tok_emb.weight"] if cfg["tie_embeddings"] else _c(weights["lm_head.weight"])
     return sd
 
 
@@ -867,30 +877,31 @@ def state_dict_to_hf(sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> OrderedDi
         raise ValueError("out_head.weight differs from tok_emb.weight, but the config ties them (tie_embeddings=True)")
 
     hf: OrderedDict[str, np.ndarray] = OrderedDict()
-    hf["transformer.wte.weight"] = np.array(ours["tok_emb.weight"], order="C")
-    hf["transformer.wpe.weight"] = np.array(ours["pos_emb.weight"], order="C")
+    hf["transformer.wte.weight"] = _c(ours["tok_emb.weight"])
+    hf["transformer.wpe.weight"] = _c(ours["pos_emb.weight"])
     for i in range(cfg["n_layers"]):
         h, b = f"transformer.h.{i}.", f"trf_blocks.{i}."
-        projections = [ours[f"{b}att.{p}.weight"] for p in ("W_query", "W_key", "W_value")]  # 3 x (C, C)
-        hf[h + "ln_1.weight"] = np.array(ours[b + "norm1.scale"])
-        hf[h + "ln_1.bias"] = np.array(ours[b + "norm1.shift"])
-        hf[h + "attn.c_attn.weight"] = np.ascontiguousarray(np.concatenate([w.T for w in projections], axis=1))  # (C, 3C)
+        projections = [ours[f"{b}att.{p}.weight"] for p in _QKV]             # 3 x (C, C) as (out, in)
+        hf[h + "ln_1.weight"] = _c(ours[b + "norm1.scale"])
+        hf[h + "ln_1.bias"] = _c(ours[b + "norm1.shift"])
+        w_qkv = np.concatenate([w.T for w in projections], axis=1)           # (C, 3C) = [Wqᵀ | Wkᵀ | Wvᵀ]
+        hf[h + "attn.c_attn.weight"] = np.ascontiguousarray(w_qkv)
         if cfg["qkv_bias"]:
-            hf[h + "attn.c_attn.bias"] = np.concatenate([ours[f"{b}att.{p}.bias"] for p in ("W_query", "W_key", "W_value")])
+            hf[h + "attn.c_attn.bias"] = np.concatenate([ours[f"{b}att.{p}.bias"] for p in _QKV])  # (3C,)
         else:
             hf[h + "attn.c_attn.bias"] = np.zeros(3 * cfg["emb_dim"], dtype=projections[0].dtype)
         hf[h + "attn.c_proj.weight"] = _t(ours[b + "att.out_proj.weight"])
-        hf[h + "attn.c_proj.bias"] = np.array(ours[b + "att.out_proj.bias"])
-        hf[h + "ln_2.weight"] = np.array(ours[b + "norm2.scale"])
-        hf[h + "ln_2.bias"] = np.array(ours[b + "norm2.shift"])
+        hf[h + "attn.c_proj.bias"] = _c(ours[b + "att.out_proj.bias"])
+        hf[h + "ln_2.weight"] = _c(ours[b + "norm2.scale"])
+        hf[h + "ln_2.bias"] = _c(ours[b + "norm2.shift"])
         hf[h + "mlp.c_fc.weight"] = _t(ours[b + "ff.layers.0.weight"])     # (4C, C) -> (C, 4C)
-        hf[h + "mlp.c_fc.bias"] = np.array(ours[b + "ff.layers.0.bias"])
+        hf[h + "mlp.c_fc.bias"] = _c(ours[b + "ff.layers.0.bias"])
         hf[h + "mlp.c_proj.weight"] = _t(ours[b + "ff.layers.2.weight"])   # (C, 4C) -> (4C, C)
-        hf[h + "mlp.c_proj.bias"] = np.array(ours[b + "ff.layers.2.bias"])
-    hf["transformer.ln_f.weight"] = np.array(ours["final_norm.scale"])
-    hf["transformer.ln_f.bias"] = np.array(ours["final_norm.shift"])
+        hf[h + "mlp.c_proj.bias"] = _c(ours[b + "ff.layers.2.bias"])
+    hf["transformer.ln_f.weight"] = _c(ours["final_norm.scale"])
+    hf["transformer.ln_f.bias"] = _c(ours["final_norm.shift"])
     if not cfg["tie_embeddings"]:
-        hf["lm_head.weight"] = np.array(ours["out_head.weight"], order="C")
+        hf["lm_head.weight"] = _c(ours["out_head.weight"])
     return hf
 
 
@@ -967,16 +978,15 @@ def load_pretrained(path: PathLike, dtype: Any = None) -> GPTModel:
         cfg = hf_config_to_cfg(hf_config)
     except ValueError as e:
         raise ValueError(f"{directory / 'config.json'}: {e}") from None
+    if dtype is not None and np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     weights = _read_hf_weights(directory)
+    dtype = _model_dtype(weights) if dtype is None else np.dtype(dtype)
     try:
         sd = hf_to_state_dict(weights, cfg)
     except ValueError as e:
         raise ValueError(f"{directory}: {e}") from None
-    if dtype is None:
-        dtype = _model_dtype(weights)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    del weights  # the file's arrays; sd holds converted copies
     model = _build_model(cfg, dtype)
     model.load_state_dict(sd, strict=True)
     return model.eval()

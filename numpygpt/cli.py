@@ -37,7 +37,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     print("encoded:", encoded)
     encoded_tensor = np.array(encoded)[None, :]
     print("encoded_tensor.shape:", encoded_tensor.shape)
-    out = generate(model, encoded_tensor, max_new_tokens=args.max_new_tokens or 6, context_size=cfg["context_length"],
+    max_new_tokens = 6 if args.max_new_tokens is None else args.max_new_tokens  # 0 is allowed
+    out = generate(model, encoded_tensor, max_new_tokens=max_new_tokens, context_size=cfg["context_length"],
                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                    use_cache=not args.no_cache, seed=args.seed)
     print("Output:", out)
@@ -66,7 +67,8 @@ def _generate_trained(args: argparse.Namespace, tokenizer, encoded: list[int]) -
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # tokens may split a character
     sys.stdout.write(args.prompt)
     sys.stdout.flush()
-    for idx_next in generate_stream(model, np.array(encoded)[None, :], args.max_new_tokens or 50, ctx,
+    for idx_next in generate_stream(model, np.array(encoded)[None, :],
+                                    50 if args.max_new_tokens is None else args.max_new_tokens, ctx,
                                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                     eos_id=eos, use_cache=not args.no_cache, seed=args.seed):
         if eos is not None and idx_next[0] == eos:

@@ -330,6 +330,21 @@ class GPTModel(nn.Module):
         logits = self.out_head(x)                               # (B, T, V)
         return logits
 
+    @classmethod
+    def from_pretrained(cls, path: str, dtype: Any = None) -> GPTModel:
+        """Load a Hugging Face GPT-2 directory (config.json + model.safetensors, or a
+        sharded index) with no PyTorch: HF's names are mapped onto the seed's, the
+        fused c_attn split into W_query/W_key/W_value, Conv1D weights transposed."""
+        from .checkpoint import load_pretrained
+
+        return load_pretrained(path, dtype)
+
+    def save_pretrained(self, path: str) -> None:
+        """Write a Hugging Face GPT-2 directory that `transformers.GPT2LMHeadModel.from_pretrained` loads."""
+        from .checkpoint import save_pretrained
+
+        save_pretrained(self, path)
+
     def new_kv_cache(self, capacity: int | None = None) -> KVCache:
         """An empty KV cache for this model (capacity defaults to context_length)."""
         return KVCache(self.cfg["n_layers"], capacity or self.cfg["context_length"])

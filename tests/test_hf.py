@@ -192,7 +192,8 @@ def test_config_json_is_a_gpt2_config(tmp_path):
     raw = json.loads((tmp_path / "config.json").read_text())
     assert raw["model_type"] == "gpt2" and raw["architectures"] == ["GPT2LMHeadModel"]
     config = transformers.GPT2Config.from_pretrained(tmp_path)
-    assert (config.n_positions, config.n_embd, config.n_head, config.n_layer, config.vocab_size) == (32, 32, 4, 2, VOCAB)
+    sizes = (config.n_positions, config.n_embd, config.n_head, config.n_layer, config.vocab_size)
+    assert sizes == (32, 32, 4, 2, VOCAB)
     assert config.layer_norm_epsilon == 1e-6 and config.activation_function == "gelu_new"
     assert config.resid_pdrop == config.embd_pdrop == config.attn_pdrop == 0.1
     assert config.tie_word_embeddings is False

@@ -431,9 +431,11 @@ def compare_with_twin(module: Any, twin: Callable[[numpygpt.Tensor], numpygpt.Te
         assert np.abs(grads[0][key_bias]).max() <= 1e-12 * largest, "W_key.bias should get no gradient"
 
 
-@given(x=arrays(st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(2, 8))),
+@given(x=arrays(st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(3, 8))),
        scale=st.floats(0.01, 100), eps=st.sampled_from([1e-5, 1e-2]))
 def test_layer_norm_equals_its_composed_twin(x: np.ndarray, scale: float, eps: float) -> None:
+    # rows of 3 or more: a row of 2 normalises to ±1 whatever its values, so its input
+    # gradient is 0 up to eps, and both sides would be comparing rounding noise
     numpygpt.set_default_dtype(np.float64)
     ln = LayerNorm(x.shape[-1], eps=eps)
     compare_with_twin(ln, lambda t: seed_layer_norm(t, ln.scale, ln.shift, eps), x * scale)

@@ -80,7 +80,7 @@ def move_weights(ours: Any, theirs: Any, direction: str) -> None:
     a, b = ours.state_dict(), theirs.state_dict()
     assert list(a) == list(b)
     for k in a:
-        np.testing.assert_array_equal(a[k], b[k].numpy(), err_msg=k)
+        assert np.array_equal(a[k], b[k].numpy()), f"{k} differs after the move"
 
 
 def grad_errors(ours: Any, theirs: Any) -> dict[str, float]:
@@ -100,8 +100,7 @@ def grad_errors(ours: Any, theirs: Any) -> dict[str, float]:
     floor = 1e-3 * largest
     errors = {}
     for name, p in mine.items():
-        b = ref[name].numpy().astype(np.float64)
-        a = p.grad.astype(np.float64)
+        a, b = p.grad, ref[name].numpy()
         scale = max(float(np.abs(a).max()), float(np.abs(b).max()), floor, 1e-300)
         errors[name] = float(np.abs(a - b).max()) / scale
         if name.endswith("W_key.bias"):
@@ -203,8 +202,10 @@ def perturbed(module: Any, seed: int) -> Any:
     return module
 
 
-@given(seed=seeds(), B=st.integers(1, 3), T=st.integers(1, 5), C=st.integers(2, 9), scale=st.floats(0.01, 100))
+@given(seed=seeds(), B=st.integers(1, 3), T=st.integers(1, 5), C=st.integers(3, 9), scale=st.floats(0.01, 100))
 def test_layer_norm(seed: int, B: int, T: int, C: int, scale: float) -> None:
+    # C >= 3: a row of 2 normalises to ±1 whatever its values, so its input gradient is
+    # 0 up to eps and what is left is rounding noise from cancelling terms
     ours = perturbed(build_numpygpt(M.LayerNorm, C), seed)
     check_layer(ours, build_torch(torch_gpt.LayerNorm, C), inputs(seed, B, T, C, scale=scale))
 
