@@ -92,6 +92,29 @@ def test_load_pretrained_matches_transformers(tied_dir):
     assert rel_err(our_logits(model, x), hf_logits(hf, x)) < 1e-5
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_greedy_ids_equal_transformers_generate(tied_dir, use_cache):
+    from numpygpt.generate import generate
+
+    hf, path = tied_dir
+    model = GPTModel.from_pretrained(path)
+    prompt = ids(batch=1, length=5, seed=3)
+    with torch.no_grad():
+        expected = hf.generate(torch.from_numpy(prompt), max_new_tokens=20, do_sample=False, use_cache=True,
+                               pad_token_id=VOCAB - 1, eos_token_id=None).numpy()
+    got = generate(model, prompt, 20, model.cfg["context_length"], use_cache=use_cache)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_gptmodel_methods_round_trip(tied_dir, tmp_path):
+    hf, path = tied_dir
+    model = GPTModel.from_pretrained(path)
+    model.save_pretrained(tmp_path / "again")
+    back = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "again").eval()
+    x = ids(seed=4)
+    assert rel_err(hf_logits(back, x), our_logits(model, x)) < 1e-5
+
+
 def test_load_pretrained_keeps_float64(tmp_path):
     hf = hf_model(torch.float64)
     hf.save_pretrained(tmp_path)
