@@ -203,7 +203,8 @@ def test_untrained_loss_is_near_ln_vocab_size(gpt124: GPTModel) -> None:
     with numpygpt.no_grad():
         loss = F.cross_entropy(gpt124(ids[:, :-1]), ids[:, 1:]).item()
     assert abs(loss - math.log(50257)) < 0.5, loss
-    assert math.log(50257) - 0.1 < loss < math.log(50257) + 1 / 6 + 0.33, loss
+    # and above ln V: by Jensen, random zero-mean logits do worse than uniform ones on average
+    assert loss > math.log(50257), loss
 
 
 # ----------------------------------------------------------------------------- state_dict against PyTorch's

@@ -19,7 +19,6 @@ of the model (`grad_errors`) and checked to be noise-sized.
 
 from __future__ import annotations
 
-import time
 import zlib
 from typing import Any
 
@@ -152,7 +151,6 @@ def test_gpt_model_float64(direction: str, qkv_bias: bool, T: int) -> None:
 
 
 def test_gpt_model_124m_float32() -> None:
-    start = time.perf_counter()
     cfg = M.GPT_CONFIG_124M
     ours = build_numpygpt(M.GPTModel, cfg, dtype=np.float32, seed=123)
     with torch.device("meta"):  # no initialisation: every weight comes from ours
@@ -164,7 +162,6 @@ def test_gpt_model_124m_float32() -> None:
     ids = np.array([[6109, 3626, 6100, 345], [6109, 1110, 6622, 257]])   # the seed's batch
     targets = np.array([[3626, 6100, 345, 11], [1110, 6622, 257, 13]])
     check_model(ours, theirs, ids, targets, F32)
-    assert time.perf_counter() - start < 120, "far slower than expected"
 
 
 # ----------------------------------------------------------------------------- layer by layer, float64
