@@ -274,7 +274,11 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            if isinstance(value, Tensor):
+                value = value.data
+            elif hasattr(value, "detach"):  # a torch tensor, perhaps one that requires grad
+                value = value.detach()
+            value = np.asarray(value)
             current = getattr(m, table)[name]
             current = current.data if isinstance(current, Tensor) else current
             if value.dtype.kind not in "fiub":

@@ -5,7 +5,10 @@ both, compares the outputs, then back-propagates the same random upstream
 gradient through both and compares the gradient of every input. Shapes are
 drawn by hypothesis, with broadcasting and size-1 dims. Both float64 (relative
 error <= 1e-10) and float32 (<= 1e-5) are checked, where `rel_err` is the
-worst absolute difference over the larger of the two magnitudes.
+worst absolute difference over the larger of the two magnitudes. Where a
+result is a sum or difference of terms much larger than itself (a broadcast
+gradient summed back, softmax's gradient near a one-hot row, GELU's left
+tail), the scale is the size of those terms instead: see `check`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ DTYPES = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="f
 def _upstream(shape: tuple[int, ...], dtype: Any, inputs: Sequence[np.ndarray]) -> np.ndarray:
     """A random upstream gradient, seeded by the inputs so hypothesis can replay it."""
     seed = zlib.crc32(b"".join(np.ascontiguousarray(a).tobytes() for a in inputs))
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return np.asarray(np.random.default_rng(seed).standard_normal(shape), dtype=dtype)
 
 
 def _err(a: np.ndarray, b: np.ndarray, floor: float = 0.0) -> float:
@@ -47,18 +50,33 @@ def _err(a: np.ndarray, b: np.ndarray, floor: float = 0.0) -> float:
     return float(np.max(np.abs(a - b), initial=0.0)) / scale
 
 
+def _term_magnitudes(torch_fn: Callable[..., Any], arrays_: Sequence[np.ndarray],
+                     g: np.ndarray) -> tuple[float, list[float]]:
+    """For a sum of products (add, matmul, a broadcast gradient summed back, ...):
+    the size of the terms before they are summed, from the same computation on
+    |inputs| with upstream |g| in float64, where nothing can cancel."""
+    xs = [torch.tensor(np.abs(a).astype(np.float64), requires_grad=True) for a in arrays_]
+    out = torch_fn(*xs)
+    out.backward(torch.from_numpy(np.asarray(np.abs(g), dtype=np.float64)))
+    grads = [float(x.grad.abs().max()) if x.grad is not None and x.grad.numel() else 0.0 for x in xs]
+    return float(out.detach().abs().max()) if out.numel() else 0.0, grads
+
+
 def check(npg_fn: Callable[..., Any], torch_fn: Callable[..., Any], inputs: Sequence[np.ndarray],
-          dtype: Any, scales: Callable[[np.ndarray], tuple[float, Sequence[float]]] | None = None) -> None:
+          dtype: Any, scales: Callable[[np.ndarray], tuple[float, Sequence[float]]] | None = None,
+          sums: bool = False) -> None:
     """Compare `npg_fn(*tensors)` with `torch_fn(*tensors)`: output, then each input's gradient.
 
     Every array in `inputs` becomes a leaf requiring grad, cast to `dtype`, in
     both libraries; anything not to be differentiated (indices, masks) is
     captured by the two functions themselves.
 
-    `scales(g)`, given the upstream gradient, may return (a floor for the
-    output's scale, a floor for each input gradient's scale). It is for ops
-    whose result is a difference of terms much larger than itself, where
-    rounding errors are only small relative to those terms.
+    Where a result is a difference of terms much larger than itself, rounding
+    errors are only small relative to those terms, and the two libraries round
+    differently (their sums run in different orders). `scales(g)`, given the
+    upstream gradient, may return (a floor for the output's scale, a floor for
+    each input gradient's scale); `sums=True` takes the floors from
+    `_term_magnitudes`, for ops that are sums of products.
     """
     dtype = np.dtype(dtype)
     tol = TOL[dtype]
@@ -73,6 +91,8 @@ def check(npg_fn: Callable[..., Any], torch_fn: Callable[..., Any], inputs: Sequ
     assert out.dtype == dtype, f"output dtype {out.dtype}, inputs {dtype}"
     g = _upstream(out.shape, dtype, arrays_)
     out_floor, grad_floors = scales(g.astype(np.float64)) if scales else (0.0, [0.0] * len(xs))
+    if sums:
+        out_floor, grad_floors = _term_magnitudes(torch_fn, arrays_, g)
     err = _err(out.data, ref.detach().numpy(), out_floor)
     assert err <= tol, f"forward: rel err {err:.3g} > {tol:g}"
 
@@ -112,7 +132,7 @@ BINARY = {
 def test_binary_broadcast(op: str, dtype: Any, pair: Any, data: Any) -> None:
     a = data.draw(arrays(pair[0]))
     b = data.draw(arrays(pair[1], min_abs=0.5))  # a divisor well away from 0
-    check(BINARY[op], BINARY[op], [a, b], dtype)
+    check(BINARY[op], BINARY[op], [a, b], dtype, sums=True)  # a broadcast operand's gradient is a sum
 
 
 SCALAR_OPS = {
@@ -146,7 +166,15 @@ def test_pow_scalar_exponent(exponent: float, dtype: Any, data: Any) -> None:
 def test_pow_tensor_exponent(dtype: Any, pair: Any, data: Any) -> None:
     base = data.draw(arrays(pair[0], low=0.3, high=2.0))
     exponent = data.draw(arrays(pair[1], low=-2.0, high=2.0))
-    check(lambda a, b: a**b, lambda a, b: a**b, [base, exponent], dtype)
+    a, b = base.astype(np.float64), exponent.astype(np.float64)
+
+    def scales(g: np.ndarray) -> tuple[float, list[float]]:
+        # the terms each broadcast operand's gradient sums: g·b·a^(b-1) and g·a^b·ln a
+        da = numpygpt.unbroadcast(np.abs(g * b * a ** (b - 1)), a.shape)
+        db = numpygpt.unbroadcast(np.abs(g * a**b * np.log(a)), b.shape)
+        return 0.0, [float(da.max()), float(db.max())]
+
+    check(lambda x, y: x**y, lambda x, y: x**y, [base, exponent], dtype, scales)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -207,10 +235,10 @@ def test_sum_mean(name: str, dtype: Any, shape: tuple[int, ...], keepdim: bool, 
     x = data.draw(arrays(shape))
     dim = data.draw(_reduce_dims(len(shape)))
     if dim is None:
-        check(lambda t: getattr(t, name)(), lambda t: getattr(t, name)(), [x], dtype)
+        check(lambda t: getattr(t, name)(), lambda t: getattr(t, name)(), [x], dtype, sums=True)
     else:
         check(lambda t: getattr(t, name)(dim=dim, keepdim=keepdim),
-              lambda t: getattr(t, name)(dim=dim, keepdim=keepdim), [x], dtype)
+              lambda t: getattr(t, name)(dim=dim, keepdim=keepdim), [x], dtype, sums=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -311,9 +339,9 @@ def test_expand(dtype: Any, shape: tuple[int, ...], data: Any) -> None:
     lead = tuple(data.draw(st.lists(st.integers(1, 3), max_size=2)))
     own = tuple(data.draw(st.integers(1, 3)) if n == 1 else data.draw(st.sampled_from([n, -1])) for n in shape)
     target = lead + own
-    check(lambda t: t.expand(target), lambda t: t.expand(target), [x], dtype)
+    check(lambda t: t.expand(target), lambda t: t.expand(target), [x], dtype, sums=True)
     if target:  # torch's varargs form needs at least one size
-        check(lambda t: t.expand(*target), lambda t: t.expand(*target), [x], dtype)
+        check(lambda t: t.expand(*target), lambda t: t.expand(*target), [x], dtype, sums=True)
 
 
 # ----------------------------------------------------------------------------- indexing
@@ -369,12 +397,29 @@ def test_getitem_integer_arrays(form: str, dtype: Any, shape: tuple[int, ...], d
     }.get(form)
     if form == "list":  # a Python list of ints indexes like an integer array
         picks = idx0.tolist()
-        check(lambda t: t[picks], lambda t: t[picks], [x], dtype)
+        check(lambda t: t[picks], lambda t: t[picks], [x], dtype, sums=True)
         return
-    check(lambda t: t[index], lambda t: t[_to_torch_index(index)], [x], dtype)
+    check(lambda t: t[index], lambda t: t[_to_torch_index(index)], [x], dtype, sums=True)
 
 
 # ----------------------------------------------------------------------------- masking and where
+
+
+def _softmax_scales(x: np.ndarray, dim: int, log: bool = False):
+    """The magnitudes softmax's rounding errors scale with (see `check`).
+
+    softmax's backward, out ⊙ (g - Σ g·out), cancels terms of size |g| where one
+    probability is near 1. log_softmax's output, x - max - log Σ exp(x - max),
+    cancels terms of size |x|, and its backward, g - softmax·Σ g, terms of size n·|g|.
+    """
+    n = x.shape[dim] if x.ndim else 1
+    x_max = float(np.max(np.abs(x), initial=0.0))
+
+    def scales(g: np.ndarray) -> tuple[float, list[float]]:
+        g_max = float(np.max(np.abs(g), initial=0.0))
+        return (x_max, [n * g_max]) if log else (0.0, [g_max])
+
+    return scales
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -383,10 +428,12 @@ def test_causal_masked_fill_then_softmax(dtype: Any, b: int, h: int, t: int, dat
     """The attention pattern: scores above the diagonal set to -inf, then softmax over keys."""
     scores = data.draw(arrays((b, h, t, t), low=-4.0, high=4.0))
     mask = np.triu(np.ones((t, t), dtype=bool), k=1)
+    scales = _softmax_scales(scores, -1)
     check(lambda s: s.masked_fill(mask, -np.inf).softmax(dim=-1),
-          lambda s: s.masked_fill(torch.from_numpy(mask), -torch.inf).softmax(dim=-1), [scores], dtype)
-    check(lambda s: F.softmax(s.masked_fill(mask[:t, :t], float("-inf")), dim=-1),
-          lambda s: TF.softmax(s.masked_fill(torch.from_numpy(mask), float("-inf")), dim=-1), [scores], dtype)
+          lambda s: s.masked_fill(torch.from_numpy(mask), -torch.inf).softmax(dim=-1), [scores], dtype, scales)
+    check(lambda s: F.softmax(s.masked_fill(mask, float("-inf")), dim=-1),
+          lambda s: TF.softmax(s.masked_fill(torch.from_numpy(mask), float("-inf")), dim=-1), [scores], dtype,
+          scales)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -408,13 +455,13 @@ def test_where(dtype: Any, out: tuple[int, ...], data: Any) -> None:
     assume(np.broadcast_shapes(cond_shape, a_shape, b_shape) == out)
     cond = np.asarray(np.random.default_rng(data.draw(seeds())).random(cond_shape) < 0.5)
     a, b = data.draw(arrays(a_shape)), data.draw(arrays(b_shape))
-    check(lambda x, y: numpygpt.where(cond, x, y),
-          lambda x, y: torch.where(torch.from_numpy(cond), x, y), [a, b], dtype)
-    check(lambda x, y: numpygpt.where(numpygpt.tensor(cond), x, y),
-          lambda x, y: torch.where(torch.from_numpy(cond), x, y), [a, b], dtype)
+    tcond = torch.from_numpy(cond)
+    check(lambda x, y: numpygpt.where(cond, x, y), lambda x, y: torch.where(tcond, x, y), [a, b], dtype, sums=True)
+    check(lambda x, y: numpygpt.where(numpygpt.tensor(cond), x, y), lambda x, y: torch.where(tcond, x, y),
+          [a, b], dtype, sums=True)
     # a Python number on either side
-    check(lambda x: numpygpt.where(cond, x, 0.5), lambda x: torch.where(torch.from_numpy(cond), x, 0.5), [a], dtype)
-    check(lambda y: numpygpt.where(cond, -1.5, y), lambda y: torch.where(torch.from_numpy(cond), -1.5, y), [b], dtype)
+    check(lambda x: numpygpt.where(cond, x, 0.5), lambda x: torch.where(tcond, x, 0.5), [a], dtype, sums=True)
+    check(lambda y: numpygpt.where(cond, -1.5, y), lambda y: torch.where(tcond, -1.5, y), [b], dtype, sums=True)
 
 
 # ----------------------------------------------------------------------------- matmul, cat, stack
@@ -427,8 +474,8 @@ def test_matmul(dtype: Any, batch: Any, m: int, k: int, n: int, vec: str, data: 
     a_shape = (k,) if vec in ("left", "both") else batch[0] + (m, k)
     b_shape = (k,) if vec in ("right", "both") else batch[1] + (k, n)
     a, b = data.draw(arrays(a_shape)), data.draw(arrays(b_shape))
-    check(lambda x, y: x @ y, lambda x, y: x @ y, [a, b], dtype)
-    check(lambda x, y: numpygpt.matmul(x, y), lambda x, y: torch.matmul(x, y), [a, b], dtype)
+    check(lambda x, y: x @ y, lambda x, y: x @ y, [a, b], dtype, sums=True)
+    check(lambda x, y: numpygpt.matmul(x, y), lambda x, y: torch.matmul(x, y), [a, b], dtype, sums=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -462,8 +509,9 @@ def test_stack(dtype: Any, shape: tuple[int, ...], count: int, data: Any) -> Non
 def test_softmax_family(name: str, dtype: Any, shape: tuple[int, ...], data: Any) -> None:
     x = data.draw(arrays(shape, low=-10.0, high=10.0))
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
-    check(lambda t: getattr(F, name)(t, dim=dim), lambda t: getattr(TF, name)(t, dim=dim), [x], dtype)
-    check(lambda t: getattr(t, name)(dim), lambda t: getattr(t, name)(dim), [x], dtype)
+    scales = _softmax_scales(x, dim, log=name == "log_softmax")
+    check(lambda t: getattr(F, name)(t, dim=dim), lambda t: getattr(TF, name)(t, dim=dim), [x], dtype, scales)
+    check(lambda t: getattr(t, name)(dim), lambda t: getattr(t, name)(dim), [x], dtype, scales)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -487,10 +535,11 @@ def test_functional_relu(dtype: Any, x: np.ndarray) -> None:
 def _layer_norm_scales(x: np.ndarray, norm_shape: tuple[int, ...], w: np.ndarray | None, eps: float):
     """The magnitudes LayerNorm's rounding errors scale with (see `check`).
 
-    x - mean(x) is only accurate to eps·|x|, so the output is accurate relative
-    to |x|·rstd·|w|, not to the (possibly much smaller) |x̂|·|w|; and dx is a
-    projection, rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)), whose terms can be much
-    larger than their sum (for two elements the sum is nearly 0).
+    x - mean(x) is only accurate to eps·|x|, so x̂ is accurate to eps·|x|·rstd
+    and the output relative to |x|·rstd·|w|, not to the (possibly much smaller)
+    |x̂|·|w|. dx is a projection, rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)), whose
+    terms, of size rstd·|g·w|, can be much larger than their sum (for two
+    elements the sum is nearly 0), and carry x̂'s error.
     """
     axes = tuple(range(x.ndim - len(norm_shape), x.ndim))
     rstd = float(np.max(1 / np.sqrt(x.var(axis=axes) + eps)))
@@ -502,7 +551,8 @@ def _layer_norm_scales(x: np.ndarray, norm_shape: tuple[int, ...], w: np.ndarray
         x_max = float(np.max(np.abs(x), initial=0.0))
         rows = g.size // n
         out = x_max * rstd * w_max
-        return out, [rstd * g_max * w_max, rows * g_max * x_max * rstd, rows * g_max]
+        dx = rstd * g_max * w_max * max(1.0, x_max * rstd)
+        return out, [dx, rows * g_max * x_max * rstd, rows * g_max]
 
     return scales
 
@@ -532,9 +582,9 @@ def test_linear(dtype: Any, lead: tuple[int, ...], n_in: int, n_out: int, bias: 
     w = data.draw(arrays((n_out, n_in)))
     if bias:
         b = data.draw(arrays((n_out,)))
-        check(F.linear, TF.linear, [x, w, b], dtype)
+        check(F.linear, TF.linear, [x, w, b], dtype, sums=True)
     else:
-        check(F.linear, TF.linear, [x, w], dtype)
+        check(F.linear, TF.linear, [x, w], dtype, sums=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -542,7 +592,8 @@ def test_linear(dtype: Any, lead: tuple[int, ...], n_in: int, n_out: int, bias: 
 def test_embedding(dtype: Any, num: int, dim: int, ids_shape: tuple[int, ...], data: Any) -> None:
     weight = data.draw(arrays((num, dim)))
     ids = np.random.default_rng(data.draw(seeds())).integers(0, num, size=ids_shape)  # repeats likely
-    check(lambda w: F.embedding(ids, w), lambda w: TF.embedding(torch.from_numpy(ids), w), [weight], dtype)
+    check(lambda w: F.embedding(ids, w), lambda w: TF.embedding(torch.from_numpy(ids), w), [weight], dtype,
+          sums=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -552,6 +603,25 @@ def test_dropout_identity_cases(dtype: Any, x: np.ndarray) -> None:
     check(lambda t: F.dropout(t, p=0.0, training=True), lambda t: TF.dropout(t, p=0.0, training=True), [x], dtype)
     check(lambda t: F.dropout(t, p=0.5, training=False), lambda t: TF.dropout(t, p=0.5, training=False),
           [x], dtype)
+
+
+def _cross_entropy_scales(logits: np.ndarray, targets: np.ndarray, reduction: str, ignore_index: int = -100):
+    """The magnitudes cross-entropy's rounding errors scale with (see `check`).
+
+    Each row's loss, logsumexp(x) - x[t], cancels terms of size |x| where the
+    target's probability is near 1, and so does its gradient,
+    (softmax - onehot(t)) times the row's weight in the reduction.
+    """
+    n_valid = max(int(np.sum(targets != ignore_index)), 1)
+    x_max = float(np.max(np.abs(logits), initial=0.0))
+
+    def scales(g: np.ndarray) -> tuple[float, list[float]]:
+        g_max = float(np.max(np.abs(g), initial=0.0))
+        if reduction == "mean":
+            return x_max, [g_max / n_valid]
+        return (x_max * n_valid if reduction == "sum" else x_max), [g_max]
+
+    return scales
 
 
 @st.composite
@@ -574,7 +644,8 @@ def test_cross_entropy_rows(reduction: str, dtype: Any, n: int, v: int, ignore: 
     targets = data.draw(_targets((n,), v, ignore))
     kw = {} if ignore is None else {"ignore_index": ignore}
     check(lambda t: F.cross_entropy(t, targets, reduction=reduction, **kw),
-          lambda t: TF.cross_entropy(t, torch.from_numpy(targets), reduction=reduction, **kw), [logits], dtype)
+          lambda t: TF.cross_entropy(t, torch.from_numpy(targets), reduction=reduction, **kw), [logits], dtype,
+          _cross_entropy_scales(logits, targets, reduction, **kw))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -585,7 +656,8 @@ def test_cross_entropy_single_row(reduction: str, dtype: Any, v: int, data: Any)
     logits = data.draw(arrays((v,), low=-5.0, high=5.0))
     target = np.asarray(data.draw(st.integers(0, v - 1)))
     check(lambda t: F.cross_entropy(t, target, reduction=reduction),
-          lambda t: TF.cross_entropy(t, torch.from_numpy(target), reduction=reduction), [logits], dtype)
+          lambda t: TF.cross_entropy(t, torch.from_numpy(target), reduction=reduction), [logits], dtype,
+          _cross_entropy_scales(logits, target, reduction))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -601,8 +673,10 @@ def test_cross_entropy_sequence(reduction: str, dtype: Any, b: int, t: int, v: i
         out = TF.cross_entropy(x.flatten(0, 1), torch.from_numpy(targets).flatten(), reduction=reduction)
         return out.reshape(b, t) if reduction == "none" else out
 
-    check(lambda x: F.cross_entropy(x, targets, reduction=reduction), reference, [logits], dtype)
-    check(lambda x: F.cross_entropy(x, numpygpt.tensor(targets), reduction=reduction), reference, [logits], dtype)
+    scales = _cross_entropy_scales(logits, targets, reduction)
+    check(lambda x: F.cross_entropy(x, targets, reduction=reduction), reference, [logits], dtype, scales)
+    check(lambda x: F.cross_entropy(x, numpygpt.tensor(targets), reduction=reduction), reference, [logits], dtype,
+          scales)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
