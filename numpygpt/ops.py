@@ -354,6 +354,19 @@ class Permute(Function):
         return np.transpose(g, ctx.inverse)
 
 
+class Expand(Function):
+    """out = x broadcast to `shape` (a read-only view, no copy);
+    dx = g summed back over the broadcast dims (by the engine's unbroadcast)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return g
+
+
 class Contiguous(Function):
     """out = a C-contiguous copy of x (a no-op if it already is);  dx = g"""
 

@@ -97,6 +97,11 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
+def _shape(size: tuple[Any, ...]) -> tuple[int, ...]:
+    """Sizes given either as separate arguments, `f(2, 3)`, or as one sequence, `f((2, 3))`."""
+    return tuple(size[0]) if len(size) == 1 and not isinstance(size[0], (int, np.integer)) else tuple(size)
+
+
 def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
     """Normalise a `dim` argument to a tuple of non-negative axes (or None for all)."""
     if dim is None:
@@ -457,7 +462,7 @@ class Tensor:
 
     # -- shape ---------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
-        shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) else shape
+        shape = _shape(shape)
         try:
             return ops.Reshape.apply(self, shape=shape)
         except ValueError:
@@ -480,7 +485,7 @@ class Tensor:
         return ops.Permute.apply(self, dims=tuple(dims))
 
     def permute(self, *dims: Any) -> Tensor:
-        dims = tuple(dims[0]) if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)) else dims
+        dims = _shape(dims)
         norm = _dims(dims, self.ndim) or ()
         if sorted(norm) != list(range(self.ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dims of shape {self.shape}")
@@ -510,10 +515,14 @@ class Tensor:
 
     def expand(self, *shape: Any) -> Tensor:
         """Broadcast to `shape` (-1 keeps a dim); the gradient sums back."""
-        shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) else shape
+        shape = _shape(shape)
         lead = len(shape) - self.ndim
         full = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
-        return self + Tensor._wrap(np.zeros(full, dtype=self.dtype))
+        try:
+            np.broadcast_shapes(self.shape, full)
+        except ValueError:
+            raise ValueError(f"expand: a tensor of shape {self.shape} cannot expand to {shape}") from None
+        return ops.Expand.apply(self, shape=full)
 
     # -- indexing -----------------------------------------------------------------------
     def __getitem__(self, index: Any) -> Tensor:
@@ -594,10 +603,6 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """A new leaf tensor holding a copy of `data` (Python floats take the default dtype)."""
     arr = _as_array(data, dtype)
     return Tensor(np.array(arr, copy=True), requires_grad=requires_grad)
-
-
-def _shape(size: tuple[Any, ...]) -> tuple[int, ...]:
-    return tuple(size[0]) if len(size) == 1 and not isinstance(size[0], (int, np.integer)) else tuple(size)
 
 
 def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
