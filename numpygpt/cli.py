@@ -104,6 +104,18 @@ def _cmd_tour(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import run_training
+
+    overrides = {key: getattr(args, key) for key in (
+        "epochs", "batch_size", "context_length", "stride", "lr", "weight_decay", "max_grad_norm",
+        "warmup_steps", "eval_freq", "eval_iter", "seed", "start_context")}
+    history = run_training(text_path=args.text, config=args.config, out_dir=args.out, resume=args.resume,
+                           progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
+                           max_steps=args.max_steps, **overrides)
+    return 130 if history.interrupted else 0  # 130: stopped by Ctrl-C, as shells report it
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .model import GPT2_PRESETS
 
@@ -137,6 +149,35 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("section", nargs="?", choices=list(SECTIONS), help="one section (default: all, in order)")
     t.add_argument("--out", default=".", help="where the GELU/ReLU plot goes when matplotlib is installed")
     t.set_defaults(func=_cmd_tour)
+
+    from .train import TRAIN_CONFIGS
+
+    r = sub.add_parser("train", help="train a GPT on a text (default: a small GPT on the Zen of Python), "
+                                     "with checkpoints and exact resume")
+    r.add_argument("--text", metavar="FILE", help="UTF-8 text to train on (default: the Zen of Python); "
+                                                 "the first 90%% trains, the rest validates")
+    r.add_argument("--config", default=None, choices=list(TRAIN_CONFIGS),
+                   help="model and training preset (default tiny: 2 blocks, emb_dim 64, context 16)")
+    r.add_argument("--epochs", type=int, help="passes over the training text (with --resume: the new total)")
+    r.add_argument("--batch-size", type=int, help="windows per batch")
+    r.add_argument("--context-length", type=int, help="tokens per window (and the model's context length)")
+    r.add_argument("--stride", type=int, help="tokens between the starts of consecutive windows")
+    r.add_argument("--lr", type=float, help="peak learning rate of AdamW")
+    r.add_argument("--weight-decay", type=float, help="AdamW weight decay of the Linear weights")
+    r.add_argument("--max-grad-norm", type=float, help="clip the gradient norm to this (0: no clipping)")
+    r.add_argument("--warmup-steps", type=int, help="linear warmup, then cosine decay to lr/10 (0: constant lr)")
+    r.add_argument("--eval-freq", type=int, help="evaluate every this many steps")
+    r.add_argument("--eval-iter", type=int, help="batches per evaluation")
+    r.add_argument("--seed", type=int, help="seed for the initial weights, dropout and shuffling")
+    r.add_argument("--start-context", metavar="TEXT", help="the text each epoch's sample continues")
+    r.add_argument("--out", metavar="DIR", default=None,
+                   help="where checkpoint.safetensors, history.json and loss.png go "
+                        "(default ./runs/numpygpt-train, or the resumed checkpoint's directory)")
+    r.add_argument("--resume", metavar="PATH", help="continue exactly from a checkpoint written by numpygpt train")
+    r.add_argument("--checkpoint-every", type=int, metavar="N", help="also write the checkpoint every N steps")
+    r.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps in all (with a checkpoint)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -41,7 +41,7 @@ GPT2_PRESETS: dict[str, dict[str, int]] = {
     "gpt2-large": {"emb_dim": 1280, "n_layers": 36, "n_heads": 20},   # 774M
     "gpt2-xl": {"emb_dim": 1600, "n_layers": 48, "n_heads": 25},      # 1558M
 }
-_ALIASES = {"gpt2": "gpt2-small", "124M": "gpt2-small", "355M": "gpt2-medium",
+PRESET_ALIASES = {"gpt2": "gpt2-small", "124M": "gpt2-small", "355M": "gpt2-medium",
             "774M": "gpt2-large", "1558M": "gpt2-xl"}
 
 REQUIRED_KEYS = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")
@@ -51,7 +51,7 @@ OPTIONAL_KEYS = {"ln_eps": 1e-5, "tie_embeddings": False}
 
 def get_config(name: str = "gpt2-small", **overrides: Any) -> dict[str, Any]:
     """`GPT_CONFIG_124M` with a preset's sizes (gpt2-small/-medium/-large/-xl) and any overrides."""
-    key = _ALIASES.get(name, name)
+    key = PRESET_ALIASES.get(name, name)
     if key not in GPT2_PRESETS:
         raise ValueError(f"unknown config {name!r}; choose one of {', '.join(GPT2_PRESETS)}")
     return validate_config({**GPT_CONFIG_124M, **GPT2_PRESETS[key], **overrides})
