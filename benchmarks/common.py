@@ -43,7 +43,8 @@ LR = 4e-4
 WEIGHT_DECAY = 0.1
 PROMPT_IDS = [15496, 11, 314, 716]   # "Hello, I am"
 NEW_TOKENS = 50
-MATMUL_N = 2048                 # the reference matmul is (N, N) @ (N, N) in float32
+MATMUL_N = 2048                 # the reference matmul is (N, N) @ (N, N) in float32 ...
+MATMUL_REPS = 4                 # ... done this many times in one timed call
 DATA_SEED = 1234
 
 

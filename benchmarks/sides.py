@@ -26,6 +26,15 @@ from common import Unavailable
 Step = Callable[[], Any]
 
 
+def _check_generated(out: Any, side: str) -> Any:
+    """Fail loudly if a generate call returned other than (1, 4 + 50) ids."""
+    expected = (1, len(common.PROMPT_IDS) + common.NEW_TOKENS)
+    shape = tuple(getattr(out, "shape", ()))
+    if shape != expected:
+        raise RuntimeError(f"{side} generated ids of shape {shape}, expected {expected}")
+    return out
+
+
 # --------------------------------------------------------------------------- numpygpt
 
 def _import_numpygpt() -> dict[str, Any]:
@@ -99,12 +108,14 @@ def numpygpt_generate() -> tuple[Step, str]:
         how = "numpygpt.generate.generate(use_cache=True)"
 
         def step() -> Any:
-            return gen.generate(model, idx, common.NEW_TOKENS, ctx, use_cache=True)
+            out = gen.generate(model, idx, common.NEW_TOKENS, ctx, use_cache=True)
+            return _check_generated(out, "numpygpt")
     elif hasattr(gen, "generate_text_simple"):
         how = "numpygpt.generate.generate_text_simple (no cache)"
 
         def step() -> Any:
-            return gen.generate_text_simple(model, idx, common.NEW_TOKENS, ctx)
+            out = gen.generate_text_simple(model, idx, common.NEW_TOKENS, ctx)
+            return _check_generated(out, "numpygpt")
     else:
         raise Unavailable("numpygpt not available yet: numpygpt.generate has no generate function")
     return step, how
@@ -192,7 +203,8 @@ def torch_generate() -> tuple[Step, str]:
     ctx = common.forward_config()["context_length"]
 
     def step() -> Any:
-        return tg.generate_text_simple(model, idx, common.NEW_TOKENS, ctx)
+        out = tg.generate_text_simple(model, idx, common.NEW_TOKENS, ctx)
+        return _check_generated(out, "torch")
 
     return step, "generate_text_simple (no cache)"
 
@@ -258,10 +270,7 @@ def transformers_generate() -> tuple[Step, str]:
     def step() -> Any:
         out = model.generate(idx, attention_mask=mask, do_sample=False,
                              max_new_tokens=common.NEW_TOKENS, use_cache=True)
-        if out.shape[1] != idx.shape[1] + common.NEW_TOKENS:
-            raise RuntimeError(f"transformers generated {out.shape[1] - idx.shape[1]} tokens, "
-                               f"expected {common.NEW_TOKENS}")
-        return out
+        return _check_generated(out, "transformers")
 
     return step, f"GPT2LMHeadModel.generate(use_cache=True), attention {impl}"
 
@@ -269,7 +278,7 @@ def transformers_generate() -> tuple[Step, str]:
 # --------------------------------------------------------------------------- reference matmul
 
 def numpy_matmul() -> Step:
-    """One float32 (N, N) @ (N, N) NumPy matmul, the FLOP/s ceiling for MFU."""
+    """MATMUL_REPS float32 (N, N) @ (N, N) NumPy matmuls: the FLOP/s ceiling for MFU."""
     rng = np.random.default_rng(common.DATA_SEED)
     n = common.MATMUL_N
     a = rng.standard_normal((n, n), dtype=np.float32)
@@ -277,7 +286,9 @@ def numpy_matmul() -> Step:
     out = np.empty((n, n), dtype=np.float32)
 
     def step() -> Any:
-        return np.matmul(a, b, out=out)
+        for _ in range(common.MATMUL_REPS):
+            np.matmul(a, b, out=out)
+        return out
 
     return step
 
