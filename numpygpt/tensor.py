@@ -262,6 +262,7 @@ class Tensor:
             return
         order = self._topological_order()
         grads: dict[int, np.ndarray] = {id(self._ctx): grad}
+        handed_out = {id(grad)}  # arrays a leaf may not keep as its own .grad without a copy
         for i in range(len(order) - 1, -1, -1):
             node, order[i] = order[i], None  # let each node go once its gradient is used
             g = grads.pop(id(node), None)
@@ -270,7 +271,13 @@ class Tensor:
             if isinstance(node, Tensor):
                 # a leaf: accumulate into .grad, as PyTorch does
                 g = g.astype(node.dtype, copy=False)
-                node.grad = np.array(g, copy=True) if node.grad is None else node.grad + g
+                if node.grad is not None:
+                    node.grad += g
+                elif g.base is None and g.flags.writeable and id(g) not in handed_out:
+                    node.grad = g  # a fresh array that nothing else holds: keep it, no copy
+                    handed_out.add(id(g))
+                else:
+                    node.grad = g.copy()  # a view, read-only, or shared: the leaf gets its own
                 continue
             if node.freed:
                 raise RuntimeError(
@@ -279,7 +286,7 @@ class Tensor:
                     "to keep them.")
             kept = node.retained_output
             if kept is not None:  # a non-leaf that asked for its gradient (retain_grad)
-                kept.grad = np.array(g, copy=True) if kept.grad is None else kept.grad + g
+                kept.grad = g.copy() if kept.grad is None else kept.grad + g
             node.retained = retain_graph
             in_grads = node.fn.backward(node, g)
             if not isinstance(in_grads, tuple):

@@ -554,3 +554,23 @@ def test_unbroadcast_is_the_adjoint_of_broadcasting(data: st.DataObject, pair: t
     lhs = float(np.sum(u * v))
     rhs = float(np.sum(g * np.broadcast_to(v, full)))
     assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(rhs), float(np.abs(g).sum()))
+
+
+def test_each_leaf_owns_its_grad_array() -> None:
+    """The engine hands a fresh gradient array to a leaf without copying it, but never
+    one that another leaf, the caller's seed gradient or a view also refers to."""
+    a = numpygpt.tensor(np.ones(3), requires_grad=True)
+    b = numpygpt.tensor(np.ones(3), requires_grad=True)
+    seed = np.arange(3.0)
+    (a + b).backward(seed)  # Add gives the same array to both inputs
+    assert a.grad is not b.grad and a.grad is not seed
+    a.grad *= 10  # in place, as clip_grad_norm_ does
+    np.testing.assert_array_equal(b.grad, seed)
+    np.testing.assert_array_equal(seed, np.arange(3.0))
+
+    w = numpygpt.tensor(np.ones((2, 3)), requires_grad=True)
+    (w * 2.0).sum().backward()  # Sum's gradient is a read-only broadcast view
+    assert w.grad.flags.writeable and w.grad.base is None
+    w.grad += 1  # accumulates in place from now on
+    (w * 2.0).sum().backward()
+    np.testing.assert_array_equal(w.grad, np.full((2, 3), 5.0))
