@@ -27,17 +27,18 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any], eps: fl
               atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> bool:
     """Check `fn(*inputs)`'s gradients by central differences in float64.
 
-    Inputs that are float64 tensors requiring grad are perturbed in place (and
+    Inputs that are float64 leaf tensors requiring grad are perturbed in place (and
     restored), so a function that reads a module's parameters can be checked by
-    passing `list(module.parameters())`. Float32 inputs are replaced by float64
-    copies. Non-tensor inputs are passed through.
+    passing `list(module.parameters())`. Other inputs requiring grad (float32, or
+    results of ops such as `x.double()`) are replaced by float64 leaf copies.
+    Non-tensor inputs are passed through.
     Returns True, or raises `GradcheckError` naming the input, the element and both values.
     """
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     xs = []
     for x in inputs:
-        if isinstance(x, Tensor) and x.requires_grad and x.dtype != np.float64:
-            x = Tensor(x.data.astype(np.float64), requires_grad=True)
+        if isinstance(x, Tensor) and x.requires_grad and (x.dtype != np.float64 or not x.is_leaf):
+            x = Tensor(x.data.astype(np.float64), requires_grad=True)  # a float64 leaf of its own
         xs.append(x)
     checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
@@ -83,6 +84,6 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any], eps: fl
             where = np.unravel_index(j, xs[i].shape) if xs[i].ndim else ()
             raise GradcheckError(
                 f"gradcheck: input {i} (shape {xs[i].shape}), element {tuple(int(k) for k in where)}: "
-                f"analytic {a[j]!r} vs numeric {numeric[j]!r} (|diff| {abs(a[j] - numeric[j]):.3g}, "
+                f"analytic {float(a[j]):.6g} vs numeric {float(numeric[j]):.6g} (|diff| {abs(a[j] - numeric[j]):.3g}, "
                 f"allowed {atol + rtol * abs(numeric[j]):.3g})")
     return True

@@ -574,3 +574,12 @@ def test_each_leaf_owns_its_grad_array() -> None:
     w.grad += 1  # accumulates in place from now on
     (w * 2.0).sum().backward()
     np.testing.assert_array_equal(w.grad, np.full((2, 3), 5.0))
+
+
+def test_gradcheck_accepts_non_leaf_and_float32_inputs() -> None:
+    """x.double() is the result of an op: gradcheck checks it as a float64 leaf of its own."""
+    x = numpygpt.tensor([[1.0, -2.0], [3.0, 0.5]], requires_grad=True)
+    w = numpygpt.tensor([[0.5], [-1.0]], requires_grad=True)
+    assert numpygpt.gradcheck(lambda x, w: ((x @ w).tanh() ** 2).mean(), [x.double(), w.double()])
+    assert numpygpt.gradcheck(lambda x, w: ((x @ w).tanh() ** 2).mean(), [x, w])
+    assert x.dtype == np.float32 and x.grad is None  # the caller's tensors are untouched
