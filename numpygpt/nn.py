@@ -415,13 +415,8 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class Sequential(Module):
-    """Calls its children in order; children are named "0", "1", ... as in PyTorch."""
-
-    def __init__(self, *modules: Module):
-        super().__init__()
-        for i, m in enumerate(modules):
-            self.add_module(str(i), m)
+class _Indexed(Module):
+    """Children named "0", "1", ..., reachable by index, `len` and iteration."""
 
     def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
@@ -432,13 +427,22 @@ class Sequential(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
+
+class Sequential(_Indexed):
+    """Calls its children in order; children are named "0", "1", ... as in PyTorch."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            self.add_module(str(i), m)
+
     def forward(self, x: Any) -> Any:
         for m in self._modules.values():
             x = m(x)
         return x
 
 
-class ModuleList(Module):
+class ModuleList(_Indexed):
     """A list of modules, registered as children "0", "1", ... (no forward of its own)."""
 
     def __init__(self, modules: Any = ()):
@@ -454,15 +458,6 @@ class ModuleList(Module):
         for m in modules:
             self.append(m)
         return self
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
 
 
 class MSELoss(Module):
