@@ -333,6 +333,9 @@ class Tensor:
         return Tensor._wrap(_as_array(other))
 
     def _binary(self, fn: type, a: Any, b: Any, name: str) -> Tensor:
+        if a.dtype != b.dtype and a.dtype.kind == b.dtype.kind == "f" and (a.ndim == 0) != (b.ndim == 0):
+            # PyTorch's rule: a 0-d float tensor takes the float dtype of the other operand
+            a, b = (a.to(b.dtype), b) if a.ndim == 0 else (a, b.to(a.dtype))
         try:
             return fn.apply(a, b)
         except ValueError:

@@ -583,3 +583,17 @@ def test_gradcheck_accepts_non_leaf_and_float32_inputs() -> None:
     assert numpygpt.gradcheck(lambda x, w: ((x @ w).tanh() ** 2).mean(), [x.double(), w.double()])
     assert numpygpt.gradcheck(lambda x, w: ((x @ w).tanh() ** 2).mean(), [x, w])
     assert x.dtype == np.float32 and x.grad is None  # the caller's tensors are untouched
+
+
+def test_zero_dim_float_tensor_takes_the_other_operands_dtype() -> None:
+    """As in PyTorch: a 0-d float64 tensor does not turn a float32 tensor into float64
+    (and its gradient comes back in its own dtype)."""
+    x = numpygpt.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    s = numpygpt.tensor(np.float64(2.0), requires_grad=True)
+    for y in (x * s, s * x, x + s, x / s, x - s):
+        assert y.dtype == np.float32
+    (x * s).sum().backward()
+    assert x.grad.dtype == np.float32 and s.grad.dtype == np.float64
+    np.testing.assert_allclose(s.grad, 3.0)
+    # two dimensioned tensors still promote, as in PyTorch
+    assert (x + numpygpt.tensor(np.ones(3))).dtype == np.float64
