@@ -153,8 +153,8 @@ def _write_safetensors(path: PathLike, arrays: Mapping[str, np.ndarray], metadat
     _atomic_write(path, lambda tmp: safetensors.numpy.save_file(arrays, tmp, metadata=metadata))
 
 
-def _write_json(path: PathLike, obj: Any) -> None:
-    """Atomically write `obj` as indented JSON."""
+def write_json(path: PathLike, obj: Any) -> None:
+    """Atomically write `obj` as indented JSON (a temporary file, fsynced, then renamed)."""
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
     def write(tmp: str) -> None:
@@ -352,13 +352,15 @@ def save_checkpoint(
     optimizer: Optimizer | None = None,
     step: int = 0,
     extra: Mapping[str, Any] | None = None,
+    rng_state: Mapping[str, Any] | None = None,
 ) -> None:
     """Write everything needed to resume training to one safetensors file, atomically.
 
     Stored: `model.state_dict()` (dtypes kept), `model.cfg` (if the model has
     one), the optimizer's `state_dict()` and class name, `step`, the global
     generator's state (`numpygpt.random.get_rng_state()`, so dropout draws
-    continue where they left off), and `extra`: a dict of anything JSON can
+    continue where they left off; pass `rng_state` to store another one, such
+    as the state at the step being saved), and `extra`: a dict of anything JSON can
     hold (tuples and ndarrays too), e.g. a scheduler's `state_dict()` or a
     data loader's position. A weight shared between two names (tied
     embeddings) is stored once. No pickle: see the module docstring for the layout.
@@ -402,7 +404,7 @@ def save_checkpoint(
         "format_version": str(FORMAT_VERSION),
         "cfg": cfg_json,
         "step": str(int(step)),
-        "rng_state": _dumps(_random.get_rng_state()),
+        "rng_state": _dumps(dict(rng_state) if rng_state is not None else _random.get_rng_state()),
         "model_keys": _dumps(model_keys),
         "aliases": _dumps(aliases),
         "optimizer": _dumps(optimizer_meta),
@@ -1010,4 +1012,4 @@ def save_pretrained(model: GPTModel, path: PathLike) -> None:
     hf_sd = state_dict_to_hf(sd, cfg)
     directory.mkdir(parents=True, exist_ok=True)
     _write_safetensors(directory / _SAFE_WEIGHTS, hf_sd, {"format": "pt"})
-    _write_json(directory / "config.json", cfg_to_hf_config(cfg, sd["tok_emb.weight"].dtype))
+    write_json(directory / "config.json", cfg_to_hf_config(cfg, sd["tok_emb.weight"].dtype))

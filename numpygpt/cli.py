@@ -112,7 +112,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "warmup_steps", "eval_freq", "eval_iter", "seed", "start_context")}
     history = run_training(text_path=args.text, config=args.config, out_dir=args.out, resume=args.resume,
                            progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
-                           max_steps=args.max_steps, **overrides)
+                           max_steps=args.max_steps, overwrite=args.overwrite, **overrides)
     return 130 if history.interrupted else 0  # 130: stopped by Ctrl-C, as shells report it
 
 
@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "the first 90%% trains, the rest validates")
     r.add_argument("--config", default=None, choices=list(TRAIN_CONFIGS),
                    help="model and training preset (default tiny: 2 blocks, emb_dim 64, context 16)")
-    r.add_argument("--epochs", type=int, help="passes over the training text (with --resume: the new total)")
+    r.add_argument("--epochs", type=int, help="passes over the training text (with --resume: the new total; "
+                   "the extra epochs run at the schedule's final learning rate)")
     r.add_argument("--batch-size", type=int, help="windows per batch")
     r.add_argument("--context-length", type=int, help="tokens per window (and the model's context length)")
     r.add_argument("--stride", type=int, help="tokens between the starts of consecutive windows")
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where checkpoint.safetensors, history.json and loss.png go "
                         "(default ./runs/numpygpt-train, or the resumed checkpoint's directory)")
     r.add_argument("--resume", metavar="PATH", help="continue exactly from a checkpoint written by numpygpt train")
+    r.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     r.add_argument("--checkpoint-every", type=int, metavar="N", help="also write the checkpoint every N steps")
     r.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps in all (with a checkpoint)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -188,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--max-new-tokens must be non-negative")
     try:
         return args.func(args)
-    except (ValueError, TypeError, IndexError, FileNotFoundError) as e:
+    except (ValueError, TypeError, IndexError, OSError) as e:
         print(f"numpygpt {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -541,7 +541,7 @@ def clip_grad_norm_(
         return 0.0
     norms = [_grad_norm(g, norm_type) for g in grads]
     if norm_type == math.inf:
-        total_norm = max(norms)
+        total_norm = float(np.max(norms))  # NaN-propagating, unlike Python's max
     else:
         total_norm = math.fsum(n**norm_type for n in norms) ** (1.0 / norm_type)
     if error_if_nonfinite and not math.isfinite(total_norm):

@@ -47,11 +47,9 @@ import contextlib
 import dataclasses
 import hashlib
 import io
-import json
 import math
 import os
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -60,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from . import functional as F
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, write_json
 from .data import create_dataloader, train_val_split
 from .generate import generate
 from .model import GPT2_PRESETS, PRESET_ALIASES, GPTModel, get_config, validate_config
@@ -278,14 +276,17 @@ def _context_size(model: Any) -> int:
     return int(cfg["context_length"]) if cfg is not None else int(model.pos_emb.weight.shape[0])
 
 
+def _check_start_context(start_context: str, tokenizer: Any) -> None:
+    if text_to_token_ids(start_context, tokenizer).shape[1] == 0:
+        raise ValueError("start_context encodes to no tokens; give some text")
+
+
 def _sample(model: Any, tokenizer: Any, start_context: str, max_new_tokens: int) -> str:
     """The greedy continuation of `start_context` (KV cache), with the model's mode restored."""
     was_training = model.training
     model.eval()
     try:
         encoded = text_to_token_ids(start_context, tokenizer)                 # (1, T)
-        if encoded.shape[1] == 0:
-            raise ValueError("start_context encodes to no tokens; give some text")
         token_ids = generate(model, encoded, max_new_tokens=max_new_tokens,
                              context_size=_context_size(model))             # (1, T + new)
         return token_ids_to_text(token_ids, tokenizer)
@@ -483,7 +484,10 @@ def train_model(
         snap["lengths"] = history._lengths()
         return snap
 
+    saved_step: int | None = None  # the step this call last wrote to checkpoint_path
+
     def save(snap: dict[str, Any]) -> None:
+        nonlocal saved_step
         if checkpoint_path is None:
             return
         _check_finite_parameters(model, snap["global_step"])
@@ -491,12 +495,9 @@ def train_model(
         extra["history"] = history.to_dict(snap["lengths"])
         extra["num_epochs"] = num_epochs
         extra["run"] = dict(run_info or {})
-        current = get_rng_state()
-        set_rng_state(snap["rng"])
-        try:
-            save_checkpoint(checkpoint_path, model, optimizer, step=snap["global_step"], extra=extra)
-        finally:
-            set_rng_state(current)
+        save_checkpoint(checkpoint_path, model, optimizer, step=snap["global_step"], extra=extra,
+                        rng_state=snap["rng"])
+        saved_step = snap["global_step"]
 
     from tqdm.auto import tqdm
 
@@ -510,6 +511,7 @@ def train_model(
         else:
             print(message)
 
+    _check_start_context(start_context, tokenizer)  # fail now, not after an epoch of training
     snap = snapshot(start_epoch)
     model.train()
     try:
@@ -528,8 +530,8 @@ def train_model(
                         raise NonFiniteLossError(
                             f"the training loss is {loss_value} at step {global_step + 1} (epoch {epoch + 1}); "
                             "training stopped without writing a checkpoint"
-                            + (f", so {checkpoint_path} still holds step {snap['global_step']}"
-                               if checkpoint_path is not None and os.path.exists(checkpoint_path) else "")
+                            + (f", so {checkpoint_path} still holds step {saved_step}"
+                               if saved_step is not None else "")
                             + ". Try a lower learning rate or gradient clipping (max_grad_norm).",
                             global_step + 1, loss_value, history)
                     loss.backward()                                          # the gradients
@@ -576,6 +578,9 @@ def train_model(
         history.interrupted = True
     except NonFiniteLossError as e:
         e.history = history
+        raise
+    except Exception:
+        save(snap)  # an unexpected error: keep the training done so far, then report the error
         raise
     finally:
         bar.close()
@@ -710,23 +715,6 @@ def _read_text(path: str | os.PathLike | None) -> str:
     return text
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    """Write `obj` as JSON under a temporary name, then rename it onto `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)           # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def _build(settings: Mapping[str, Any], steps_per_epoch: int) -> tuple[GPTModel, AdamW, Any]:
     """Model, AdamW over the decay / no-decay groups, and the warmup-cosine schedule (if any)."""
     manual_seed(settings["seed"])
@@ -748,6 +736,7 @@ def run_training(
     progress: bool = True,
     checkpoint_every: int | None = None,
     max_steps: int | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> TrainingHistory:
     """Everything `numpygpt train` does: read the text (the Zen of Python by default),
@@ -756,7 +745,10 @@ def run_training(
 
     With `resume` (a checkpoint from an earlier run) the run continues exactly,
     with the settings stored in the checkpoint; only `epochs` may be raised
-    (to train longer), and other overrides must agree with the stored ones.
+    (to train longer: the learning-rate schedule stays the one of the first run,
+    so the extra steps run at its final rate), and other overrides must agree
+    with the stored ones. A fresh run refuses to replace a checkpoint already in
+    `out_dir` unless `overwrite` is set.
     """
     tokenizer = get_encoding("gpt2")
     if resume is not None:
@@ -776,6 +768,7 @@ def run_training(
             settings["epochs"] = int(overrides["epochs"])
             _check_count(settings["epochs"], "epochs")
     else:
+        stored = None
         settings = train_settings(config or "tiny", **overrides)
         if text_path is not None and overrides.get("stride") is None:
             settings["stride"] = settings["context_length"]  # a text of your own: windows side by side
@@ -787,8 +780,11 @@ def run_training(
     train_loader, val_loader = create_train_val_loaders(
         text, tokenizer, settings["batch_size"], settings["context_length"], settings["stride"], seed=settings["seed"])
     out = Path(out_dir) if out_dir is not None else (Path(resume).parent if resume else Path("runs/numpygpt-train"))
-    out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.safetensors"
+    if resume is None and checkpoint.exists() and not overwrite:
+        raise FileExistsError(f"{checkpoint} holds an earlier run; continue it with --resume {checkpoint}, "
+                              "choose another --out, or pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
     model, optimizer, scheduler = _build(settings, len(train_loader))
     print(f"Training {settings['config']} ({model.num_parameters():,} parameters) on "
           f"{text_path if text_path is not None else 'the Zen of Python'}: "
@@ -799,20 +795,21 @@ def run_training(
     history = train_model(
         model, train_loader, val_loader, optimizer, settings["epochs"], settings["eval_freq"], settings["eval_iter"],
         settings["start_context"], tokenizer, max_grad_norm=settings["max_grad_norm"], scheduler=scheduler,
-        checkpoint_path=checkpoint, checkpoint_every=checkpoint_every, resume=resume, progress=progress,
+        checkpoint_path=checkpoint, checkpoint_every=checkpoint_every, resume=stored, progress=progress,
         max_steps=max_steps, run_info=run_info)
 
-    _write_json_atomic(out / "history.json", {**history.to_dict(), "settings": settings})
+    write_json(out / "history.json", {**history.to_dict(), "settings": settings})
     plot = plot_losses(history, out / "loss.png")
     if history.interrupted:
         print(f"Interrupted after step {len(history.step_losses)}. Checkpoint: {checkpoint}")
     else:
-        train_loss, val_loss = evaluate_model(model, train_loader, val_loader, None)
-        print(f"Final losses over all batches: train {train_loss:.3f}, val {val_loss:.3f} "
+        train_loss, val_loss = evaluate_model(model, train_loader, val_loader, settings["eval_iter"])
+        print(f"Final losses (first {settings['eval_iter']} batches): train {train_loss:.3f}, val {val_loss:.3f} "
               f"(started near ln {model.cfg['vocab_size']} = {math.log(model.cfg['vocab_size']):.2f})")
         print(f"Checkpoint: {checkpoint}")
     print(f"History: {out / 'history.json'}" + (f"; loss plot: {plot}" if plot else ""))
-    print(f"Resume:   numpygpt train --resume {checkpoint}" + ("" if history.interrupted else " --epochs N"))
+    finished = len(history.step_losses) >= settings["epochs"] * len(train_loader)
+    print(f"Resume:   numpygpt train --resume {checkpoint}" + (" --epochs N (more than before)" if finished else ""))
     print(f'Generate: numpygpt generate --checkpoint {checkpoint} "{settings["start_context"]}"')
     return history
 

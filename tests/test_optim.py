@@ -455,3 +455,14 @@ def test_lambda_lr_matches_torch():
         tsched.step()
     with pytest.raises(ValueError, match="Expected 2 lr_lambdas"):
         optim.LambdaLR(ours, [fns[0]])
+
+
+@pytest.mark.parametrize("norm_type", [2.0, math.inf])
+def test_clip_grad_norm_propagates_nan_from_any_parameter(norm_type):
+    """A NaN anywhere makes the total norm NaN (as PyTorch), for the inf-norm too."""
+    a, b = Parameter(np.ones(3)), Parameter(np.ones(3))
+    a.grad, b.grad = np.full(3, 3.0), np.array([1.0, np.nan, 1.0])
+    assert math.isnan(optim.clip_grad_norm_([a, b], 1.0, norm_type=norm_type))
+    a.grad, b.grad = np.full(3, 3.0), np.array([1.0, np.nan, 1.0])
+    with pytest.raises(RuntimeError):
+        optim.clip_grad_norm_([a, b], 1.0, norm_type=norm_type, error_if_nonfinite=True)

@@ -443,3 +443,40 @@ def test_cli_train_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert main(["train", "--text", str(binary), *TINY_CLI]) == 2
     assert "not UTF-8" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()              # nothing is written for a bad text
+
+
+def test_an_unexpected_error_keeps_the_training_done_so_far(zen: str, tokenizer: Any, tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt.safetensors"
+    run = Run(zen, tokenizer)
+
+    def fail(step: int, loss: float) -> None:
+        if step == 5:
+            raise RuntimeError("disk on fire")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        run.train(num_epochs=2, checkpoint_path=ckpt, on_step=fail)
+    assert load_checkpoint(ckpt)["step"] == 5  # the five completed steps were saved
+
+
+def test_a_bad_start_context_fails_before_any_step(zen: str, tokenizer: Any, tmp_path: Path) -> None:
+    run = Run(zen, tokenizer)
+    before = run.params()
+    with pytest.raises(ValueError, match="start_context"):
+        T.train_model(run.model, run.train_loader, run.val_loader, run.optimizer, 1, 3, 2, "", tokenizer,
+                      progress=False, checkpoint_path=tmp_path / "c.safetensors")
+    assert_same_params(run.params(), before)
+    assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_cli_train_never_overwrites_an_earlier_run(text_file: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--text", str(text_file), "--epochs", "1", "--max-steps", "2", *TINY_CLI, "--out", str(out)]
+    assert main(args) == 0
+    first = (out / "checkpoint.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier run" in err and "--resume" in err and "--overwrite" in err
+    assert (out / "checkpoint.safetensors").read_bytes() == first
+    assert main([*args, "--overwrite", "--seed", "5"]) == 0
+    assert (out / "checkpoint.safetensors").read_bytes() != first
