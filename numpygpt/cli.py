@@ -24,6 +24,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     encoded = tokenizer.encode(args.prompt, allowed_special={"<|endoftext|>"})
     if not encoded:
         raise ValueError("the prompt encodes to no tokens; give some text")
+    from .generate import check_sampling
+
+    check_sampling(args.temperature, args.top_k, args.top_p)  # before anything is printed
     if args.weights or args.checkpoint:
         return _generate_trained(args, tokenizer, encoded)
 

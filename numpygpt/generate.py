@@ -35,11 +35,24 @@ def _as_ids(idx: Any) -> np.ndarray:
     return ids.astype(np.int64, copy=False)
 
 
-def _check_counts(max_new_tokens: int, context_size: int) -> None:
+def _check_counts(model: Any, max_new_tokens: int, context_size: int) -> None:
     if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
     if not isinstance(context_size, (int, np.integer)) or context_size <= 0:
         raise ValueError(f"context_size must be a positive integer, got {context_size!r}")
+    limit = getattr(model, "cfg", {}).get("context_length")
+    if limit is not None and context_size > limit:
+        raise ValueError(f"context_size {context_size} exceeds the model's context_length {limit}")
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise ValueError for sampling options `generate` cannot use."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
 
 
 def generate_text_simple(model: Any, idx: Any, max_new_tokens: int, context_size: int) -> Any:
@@ -47,7 +60,7 @@ def generate_text_simple(model: Any, idx: Any, max_new_tokens: int, context_size
 
     `idx` is an int (B, T) ndarray or Tensor; the result is of the same kind.
     """
-    _check_counts(max_new_tokens, context_size)
+    _check_counts(model, max_new_tokens, context_size)
     ids = _as_ids(idx)
     for _ in range(max_new_tokens):
         idx_cond = ids[:, -context_size:]                     # (B, ≤ context_size) crop the context
@@ -97,13 +110,8 @@ def generate_stream(model: Any, idx: Any, max_new_tokens: int, context_size: int
     """Yield the next ids (B,) one step at a time; see `generate` for the arguments.
     Rows that have produced `eos_id` keep yielding `eos_id`; the stream ends when
     every row has, or after max_new_tokens steps."""
-    _check_counts(max_new_tokens, context_size)
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+    _check_counts(model, max_new_tokens, context_size)
+    check_sampling(temperature, top_k, top_p)
     ids = _as_ids(idx)
     rng = np.random.default_rng(seed) if seed is not None else default_generator()
     cache_ok = use_cache and hasattr(model, "new_kv_cache")

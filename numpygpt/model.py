@@ -85,6 +85,15 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def require_keys(cfg: Mapping[str, Any], who: str, *keys: str) -> None:
+    """A part of the model checks the config keys it reads, naming any that are missing."""
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"{who}: config must be a dict, got {type(cfg).__name__}")
+    missing = [k for k in keys if k not in cfg]
+    if missing:
+        raise ValueError(f"{who}: config is missing key(s): {', '.join(missing)}")
+
+
 def check_token_ids(in_idx: Any, cfg: Mapping[str, Any], start: int = 0) -> np.ndarray:
     """Token ids as an integer (B, T) array, or a clear error: not integers,
     out of range, not 2-D, empty, or longer than context_length (counting the
@@ -182,6 +191,7 @@ class FeedForward(nn.Module):
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__()
+        require_keys(cfg, "FeedForward", "emb_dim")
         self.layers = nn.Sequential(
             nn.Linear(cfg["emb_dim"], 4 * cfg["emb_dim"]),  # (B, T, C) -> (B, T, 4C)
             GELU(),
@@ -258,6 +268,7 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__()
+        require_keys(cfg, "TransformerBlock", "emb_dim", "context_length", "drop_rate", "n_heads", "qkv_bias")
         self.att = MultiHeadAttention(
             d_in=cfg["emb_dim"],
             d_out=cfg["emb_dim"],

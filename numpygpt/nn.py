@@ -319,6 +319,13 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
 
+def _check_size(layer: str, **sizes: Any) -> None:
+    """Layer sizes must be non-negative integers; say which one is not."""
+    for name, n in sizes.items():
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"{layer}: {name} must be a non-negative integer, got {n!r}")
+
+
 def _uniform(shape: tuple[int, ...], bound: float) -> Parameter:
     """U(-bound, bound) from numpygpt's generator, drawn in float64, stored in the default dtype."""
     data = default_generator().uniform(-bound, bound, size=shape)
@@ -331,6 +338,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
+        _check_size("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
         self.weight = _uniform((out_features, in_features), bound)
@@ -351,6 +359,9 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
+        _check_size("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        if num_embeddings == 0:
+            raise ValueError("Embedding: num_embeddings must be at least 1")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         data = default_generator().standard_normal((num_embeddings, embedding_dim))
         self.weight = Parameter(data.astype(get_default_dtype()))
@@ -368,7 +379,8 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, elementwise_affine: bool = True):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        _check_size("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
         self.normalized_shape, self.eps = shape, eps
         if elementwise_affine:
             self.weight = Parameter(np.ones(shape, dtype=get_default_dtype()))

@@ -40,6 +40,13 @@ def is_grad_enabled() -> bool:
 class _GradMode(contextlib.ContextDecorator):
     enabled: bool
 
+    def __new__(cls, func: Any = None):
+        self = super().__new__(cls)
+        return self if func is None else self(func)  # `@no_grad` as well as `@no_grad()`
+
+    def __init__(self, func: Any = None) -> None:
+        pass
+
     def __enter__(self) -> None:
         self._prev = is_grad_enabled()
         _state.grad_enabled = self.enabled
@@ -82,11 +89,17 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     Python floats take the default dtype, ndarrays and NumPy scalars keep theirs."""
     if isinstance(data, Tensor):
         data = data.data
+    try:
+        arr = np.asarray(data, dtype=dtype)
+    except ValueError as e:
+        if "inhomogeneous" in str(e):
+            raise ValueError("cannot make a tensor from nested sequences of unequal lengths") from None
+        raise
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"cannot make a tensor from {type(data).__name__} data of dtype {arr.dtype}; "
+                        "tensors hold numbers")
     if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    arr = np.asarray(data)
-    if arr.dtype == object:
-        raise TypeError(f"cannot make a tensor from {type(data).__name__} data")
+        return arr
     if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
         arr = arr.astype(_default_dtype)
     return arr
@@ -547,7 +560,11 @@ class Tensor:
         mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
         if mask.dtype != bool:
             raise TypeError(f"masked_fill: mask must be bool, got {mask.dtype}")
-        if np.broadcast_shapes(mask.shape, self.shape) != self.shape:
+        try:
+            fits = np.broadcast_shapes(mask.shape, self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {self.shape}")
         return ops.MaskedFill.apply(self, mask, value)
 

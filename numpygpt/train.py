@@ -765,6 +765,10 @@ def run_training(
         if clash:
             raise ValueError("a resumed run keeps its settings; these differ: " + "; ".join(clash))
         if overrides.get("epochs") is not None:
+            done = int(stored["extra"]["epoch"])
+            if overrides["epochs"] < max(done, settings["epochs"]):
+                raise ValueError(f"--epochs {overrides['epochs']} is fewer than the run's {settings['epochs']} "
+                                 f"({done} done); give more to train longer, or leave it out to finish the run")
             settings["epochs"] = int(overrides["epochs"])
             _check_count(settings["epochs"], "epochs")
     else:

@@ -597,3 +597,32 @@ def test_zero_dim_float_tensor_takes_the_other_operands_dtype() -> None:
     np.testing.assert_allclose(s.grad, 3.0)
     # two dimensioned tensors still promote, as in PyTorch
     assert (x + numpygpt.tensor(np.ones(3))).dtype == np.float64
+
+
+def test_no_grad_decorates_with_or_without_parentheses() -> None:
+    x = numpygpt.tensor([1.0], requires_grad=True)
+
+    @numpygpt.no_grad
+    def bare(t):
+        return t * 2
+
+    @numpygpt.no_grad()
+    def called(t):
+        return t * 2
+
+    assert not bare(x).requires_grad and not called(x).requires_grad
+    assert (x * 2).requires_grad  # the mode is back on afterwards
+
+
+@pytest.mark.parametrize("data, exc, message", [
+    ("abc", TypeError, "tensors hold numbers"),
+    ([[1.0, 2.0], [3.0]], ValueError, "unequal lengths"),
+])
+def test_tensor_rejects_data_that_is_not_numbers(data, exc, message) -> None:
+    with pytest.raises(exc, match=message):
+        numpygpt.tensor(data)
+
+
+def test_masked_fill_with_a_mask_of_another_shape() -> None:
+    with pytest.raises(ValueError, match=r"masked_fill: mask of shape \(4, 4\) does not broadcast to \(2, 3\)"):
+        numpygpt.ones(2, 3).masked_fill(np.ones((4, 4), dtype=bool), 0.0)

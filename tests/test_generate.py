@@ -175,3 +175,10 @@ def test_bad_counts(model):
         generate(model, PROMPTS, -1, 12)
     with pytest.raises(ValueError, match="context_size"):
         generate(model, PROMPTS, 1, 0)
+
+
+def test_context_size_beyond_the_model_is_refused(model):
+    with pytest.raises(ValueError, match="context_size 20 exceeds the model's context_length 12"):
+        generate(model, PROMPTS, 3, 20)
+    with pytest.raises(ValueError, match="context_size 20 exceeds"):
+        generate_text_simple(model, PROMPTS, 3, 20)

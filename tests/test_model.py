@@ -629,7 +629,7 @@ def test_generate_text_simple_bad_input(short_context: GPTModel) -> None:
         generate_text_simple(short_context, np.array([[1]]), 1, 0)
     with pytest.raises(TypeError, match="integers"):
         generate_text_simple(short_context, np.array([[1.0]]), 1, 4)
-    with pytest.raises(ValueError, match="exceed context_length"):
+    with pytest.raises(ValueError, match="context_size 5 exceeds the model's context_length 4"):
         generate_text_simple(short_context, np.array([[1, 2, 3, 4, 5]]), 2, 5)  # longer than the model takes
 
 
@@ -650,3 +650,12 @@ def test_shortcuts_keep_the_first_layers_gradient(seed: int) -> None:
     assert [n for n, _ in plain] == [f"layers.{i}.0.weight" for i in range(5)] == [n for n, _ in short]
     assert short[0][1] > plain[0][1], "shortcuts did not enlarge the first layer's gradient"
     assert plain[0][1] < plain[-1][1], "without shortcuts the first layer's gradient should be the smallest end"
+
+
+def test_blocks_name_the_config_keys_they_miss():
+    from numpygpt.model import FeedForward, TransformerBlock
+
+    with pytest.raises(ValueError, match=r"TransformerBlock: config is missing key\(s\): context_length, drop_rate"):
+        TransformerBlock({"emb_dim": 8, "n_heads": 2, "qkv_bias": False})
+    with pytest.raises(ValueError, match=r"FeedForward: config is missing key\(s\): emb_dim"):
+        FeedForward({})

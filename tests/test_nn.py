@@ -577,3 +577,14 @@ def test_whole_tree_parity(torch: Any, dtype: Any) -> None:
 
     x = np.random.default_rng(1).standard_normal((2, 4, 6))
     _parity(torch, OursWrapped(), TorchForward(theirs), x, dtype)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: nn.Linear(-1, 3), "Linear: in_features"),
+    (lambda: nn.Linear(2.5, 3), "Linear: in_features"),
+    (lambda: nn.Embedding(0, 3), "Embedding: num_embeddings"),
+    (lambda: nn.LayerNorm(-2), "LayerNorm: normalized_shape"),
+])
+def test_layer_sizes_are_checked(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
