@@ -17,7 +17,6 @@ import numpy as np
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .model import GPTModel, get_config
-    from .random import manual_seed
     from .tokenizer import get_encoding
 
     tokenizer = get_encoding("gpt2")
@@ -32,21 +31,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     # the seed's demo: an untrained GPT, seeded, continuing the prompt
     from .generate import generate
+    from .tour import generate as seed_demo
 
-    manual_seed(args.seed)
-    cfg = get_config(args.config)
-    model = GPTModel(cfg)
-    model.eval()  # disable dropout
-    print("encoded:", encoded)
-    encoded_tensor = np.array(encoded)[None, :]
-    print("encoded_tensor.shape:", encoded_tensor.shape)
+    def run(model: GPTModel, ids: np.ndarray, max_new_tokens: int, context_size: int) -> np.ndarray:
+        return generate(model, ids, max_new_tokens, context_size, temperature=args.temperature,
+                        top_k=args.top_k, top_p=args.top_p, use_cache=not args.no_cache, seed=args.seed)
+
     max_new_tokens = 6 if args.max_new_tokens is None else args.max_new_tokens  # 0 is allowed
-    out = generate(model, encoded_tensor, max_new_tokens=max_new_tokens, context_size=cfg["context_length"],
-                   temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                   use_cache=not args.no_cache, seed=args.seed)
-    print("Output:", out)
-    print("Output length:", len(out[0]))
-    print(tokenizer.decode(out[0].tolist()))
+    seed_demo(args.prompt, max_new_tokens, args.seed, get_config(args.config), run)
     return 0
 
 

@@ -190,18 +190,22 @@ def model() -> None:
     print(f"Total size of the model: {c['size_mb_float32']:.2f} MB (float32)")
 
 
-def generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: int = 123) -> None:
-    """The seed's demo: an untrained 124M GPT continues a prompt greedily."""
+def generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: int = 123,
+             cfg: dict | None = None, run: Callable[..., np.ndarray] = generate_text_simple) -> None:
+    """The seed's demo: an untrained GPT (the 124M config unless `cfg` is given)
+    continues a prompt. `run(model, ids, max_new_tokens, context_size)` does the
+    generating: the seed's greedy loop here, `generate` with sampling options in
+    `numpygpt generate`."""
+    cfg = GPT_CONFIG_124M if cfg is None else cfg
     tokenizer = get_encoding("gpt2")
     manual_seed(seed)
-    gpt = GPTModel(GPT_CONFIG_124M)
+    gpt = GPTModel(cfg)
     gpt.eval()  # disable dropout
-    encoded = tokenizer.encode(prompt)
+    encoded = tokenizer.encode(prompt, allowed_special={"<|endoftext|>"})
     print("encoded:", encoded)
     encoded_tensor = np.array(encoded)[None, :]
     print("encoded_tensor.shape:", encoded_tensor.shape)
-    out = generate_text_simple(gpt, encoded_tensor, max_new_tokens=max_new_tokens,
-                               context_size=GPT_CONFIG_124M["context_length"])
+    out = run(gpt, encoded_tensor, max_new_tokens, cfg["context_length"])
     print("Output:", out)
     print("Output length:", len(out[0]))
     print(tokenizer.decode(out[0].tolist()))
