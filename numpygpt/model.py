@@ -12,7 +12,6 @@ move both ways with `{k: v.numpy() ...}` and `torch.from_numpy`.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Mapping
 
 import numpy as np
@@ -448,11 +447,6 @@ class ExampleDeepNeuralNetwork(nn.Module):
             else:
                 x = layer_output
         return x
-
-
-def clone_config(cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
-    """A validated copy of `cfg` with some keys changed (e.g. a smaller context_length)."""
-    return validate_config({**copy.deepcopy(dict(cfg)), **overrides})
 
 
 def parameter_breakdown(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
