@@ -6,26 +6,23 @@
     y.backward()
     x.grad            # dy/dx, an ndarray
 
-Modules: tensor (Tensor, the engine), function (Function, unbroadcast), ops
-(primitive ops), functional (fused NN functions), nn (Module and layers),
-model (the seed's GPT-2), generate, tokenizer, optim, data, train,
-checkpoint, gradcheck, graph, cli.
+The engine is autograd.py (Function, unbroadcast, grad mode, backward) under
+tensor.py (Tensor and its factories) and ops.py (the primitive ops);
+functional.py and nn.py build the layers the seed's GPT-2 in model.py uses.
+The README's architecture table lists every module.
 """
 
 from . import functional, nn, ops
-from .function import Context, Function, unbroadcast
+from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
 from .gradcheck import GradcheckError, gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import (
     Tensor,
     arange,
     cat,
-    enable_grad,
     full,
     get_default_dtype,
-    is_grad_enabled,
     matmul,
-    no_grad,
     ones,
     rand,
     randn,

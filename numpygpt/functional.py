@@ -1,10 +1,12 @@
 """Neural-network functions with PyTorch's signatures (`numpygpt.nn.functional`).
 
 The ones a GPT spends its time in are fused `Function`s whose backward is
-derived by hand and commented term by term: `softmax`, `log_softmax`,
-`cross_entropy`, `layer_norm`, `gelu`, `linear`, `embedding`, `dropout`.
-Each has a twin composed from primitive ops in the tests, checked against it
-and against finite differences. `relu` and `mse_loss` are built from primitives.
+derived by hand and commented term by term: `cross_entropy`, `layer_norm`,
+`gelu`, `linear`, `embedding`, `dropout`. `softmax` and `log_softmax` are
+Tensor methods too, so their `Function`s live with the other Tensor ops in
+ops.py. Each fused op has a twin composed from primitive ops in the tests,
+checked against it and against finite differences. `relu` and `mse_loss` are
+built from primitives.
 
 Shape legend: N rows, V classes, C features.
 """
@@ -16,66 +18,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import ops
-from .function import Context, Function
+from . import _checks, ops
+from .autograd import Context, Function
 from .random import default_generator
-from .tensor import Tensor, _dims
+from .tensor import Tensor
 
 # ----------------------------------------------------------------------------- softmax family
 
 
-class Softmax(Function):
-    """out = exp(x - max) / Σ exp(x - max) along `axis`.
-
-    backward: ∂outᵢ/∂xⱼ = outᵢ (δᵢⱼ - outⱼ), so
-    dx = out ⊙ (g - Σⱼ gⱼ outⱼ)
-    """
-
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
-        e = np.exp(x - x.max(axis=axis, keepdims=True))  # shifted: no overflow
-        out = e / e.sum(axis=axis, keepdims=True)
-        ctx.save_for_backward(out)
-        ctx.axis = axis
-        return out
-
-    @staticmethod
-    def backward(ctx: Context, g: np.ndarray):
-        (out,) = ctx.saved_tensors
-        return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
-
-
-class LogSoftmax(Function):
-    """out = x - max - log Σ exp(x - max) along `axis`.
-
-    backward: ∂outᵢ/∂xⱼ = δᵢⱼ - softmaxⱼ, so
-    dx = g - softmax ⊙ Σⱼ gⱼ       (softmax = exp(out))
-    """
-
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
-        shifted = x - x.max(axis=axis, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-        ctx.save_for_backward(out)
-        ctx.axis = axis
-        return out
-
-    @staticmethod
-    def backward(ctx: Context, g: np.ndarray):
-        (out,) = ctx.saved_tensors
-        return g - np.exp(out) * g.sum(axis=ctx.axis, keepdims=True)
-
-
 def softmax(input: Tensor, dim: int) -> Tensor:
     """Softmax along `dim`; every slice along `dim` sums to 1."""
-    (axis,) = _dims(dim, input.ndim) or (0,)
-    return Softmax.apply(input, axis=axis)
+    return input.softmax(dim)
 
 
 def log_softmax(input: Tensor, dim: int) -> Tensor:
     """log(softmax(x)) along `dim`, computed stably in one pass."""
-    (axis,) = _dims(dim, input.ndim) or (0,)
-    return LogSoftmax.apply(input, axis=axis)
+    return input.log_softmax(dim)
 
 
 class CrossEntropy(Function):
@@ -110,7 +68,7 @@ class CrossEntropy(Function):
     def backward(ctx: Context, g: np.ndarray):
         probs, safe_t, valid = ctx.saved_tensors
         # the graph is freed after this call unless retained, so reuse the big buffer
-        d = probs if not getattr(ctx, "retained", False) else probs.copy()
+        d = probs if not ctx.graph_retained else probs.copy()
         d[np.arange(len(safe_t)), safe_t] -= 1                         # probs - onehot(t)
         if ctx.reduction == "none":
             weight = g * valid                                         # (N,)
@@ -342,24 +300,9 @@ class Embedding(Function):
         return dw
 
 
-def check_ids(ids: Any, num: int, what: str = "token ids") -> np.ndarray:
-    """Return `ids` as an integer array, or raise naming what is wrong with them."""
-    arr = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and arr.size and np.all(arr == np.round(arr)):
-            raise TypeError(f"{what} must be integers, got dtype {arr.dtype} (cast with .astype(np.int64))")
-        raise TypeError(f"{what} must be integers, got dtype {arr.dtype}")
-    if arr.size:
-        lo, hi = arr.min(), arr.max()
-        if lo < 0 or hi >= num:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"{what}: id {bad} is out of range [0, {num})")
-    return arr
-
-
 def embedding(input: Any, weight: Tensor) -> Tensor:
     """Rows of `weight` (num_embeddings, dim) picked by integer ids of any shape."""
-    ids = check_ids(input, weight.shape[0])
+    ids = _checks.token_ids(input, weight.shape[0])
     return Embedding.apply(weight, ids=ids)
 
 
@@ -379,3 +322,4 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     if reduction == "none":
         return sq
     raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+check_ids = _checks.token_ids  # TEMPORARY-REMOVE

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from . import functional
+from . import _checks, functional
 from .random import default_generator
 from .tensor import Tensor, get_default_dtype
 
@@ -319,13 +319,6 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
 
-def _check_size(layer: str, **sizes: Any) -> None:
-    """Layer sizes must be non-negative integers; say which one is not."""
-    for name, n in sizes.items():
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"{layer}: {name} must be a non-negative integer, got {n!r}")
-
-
 def _uniform(shape: tuple[int, ...], bound: float) -> Parameter:
     """U(-bound, bound) from numpygpt's generator, drawn in float64, stored in the default dtype."""
     data = default_generator().uniform(-bound, bound, size=shape)
@@ -338,7 +331,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        _check_size("Linear", in_features=in_features, out_features=out_features)
+        _checks.integer(in_features, "Linear: in_features", minimum=0)
+        _checks.integer(out_features, "Linear: out_features", minimum=0)
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
         self.weight = _uniform((out_features, in_features), bound)
@@ -359,7 +353,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
-        _check_size("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        _checks.integer(num_embeddings, "Embedding: num_embeddings", minimum=0)
+        _checks.integer(embedding_dim, "Embedding: embedding_dim", minimum=0)
         if num_embeddings == 0:
             raise ValueError("Embedding: num_embeddings must be at least 1")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
@@ -380,7 +375,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, elementwise_affine: bool = True):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
-        _check_size("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
+        for i, n in enumerate(shape):
+            _checks.integer(n, f"LayerNorm: normalized_shape[{i}]", minimum=0)
         self.normalized_shape, self.eps = shape, eps
         if elementwise_affine:
             self.weight = Parameter(np.ones(shape, dtype=get_default_dtype()))

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .function import Context, Function
+from .autograd import Context, Function
 
 # ----------------------------------------------------------------------------- arithmetic
 
@@ -229,6 +229,64 @@ class ReLU(Function):
     def backward(ctx: Context, g: np.ndarray):
         (out,) = ctx.saved_tensors
         return g * (out > 0)
+
+
+class Cast(Function):
+    """out = x as another dtype;  dx = g cast back to x's dtype"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return g.astype(ctx.dtype)
+
+
+# ----------------------------------------------------------------------------- softmax family
+
+
+class Softmax(Function):
+    """out = exp(x - max) / Σ exp(x - max) along `axis`.
+
+    backward: ∂outᵢ/∂xⱼ = outᵢ (δᵢⱼ - outⱼ), so
+    dx = out ⊙ (g - Σⱼ gⱼ outⱼ)
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
+        e = np.exp(x - x.max(axis=axis, keepdims=True))  # shifted: no overflow
+        out = e / e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (out,) = ctx.saved_tensors
+        return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """out = x - max - log Σ exp(x - max) along `axis`.
+
+    backward: ∂outᵢ/∂xⱼ = δᵢⱼ - softmaxⱼ, so
+    dx = g - softmax ⊙ Σⱼ gⱼ       (softmax = exp(out))
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (out,) = ctx.saved_tensors
+        return g - np.exp(out) * g.sum(axis=ctx.axis, keepdims=True)
 
 
 # ----------------------------------------------------------------------------- reductions

@@ -1,13 +1,9 @@
-"""`Tensor`: a NumPy array that remembers how it was made, and the backward engine.
+"""`Tensor`: a NumPy array that remembers how it was made, and the factories that make one.
 
-Every op on a Tensor that requires a gradient records a node (a `Context`, see
-function.py) holding the op's `Function` and its inputs. `loss.backward()`
-walks those nodes from the loss back to the leaves in reverse topological
-order, asking each node's `Function.backward` for the gradients of its inputs,
-summing them back to each input's shape (`unbroadcast`), and adding them up
-where a tensor was used more than once. Leaves (tensors made by the user, such
-as parameters) receive the sum in `.grad`, which accumulates across calls
-until zeroed, as in PyTorch.
+A Tensor is a thin layer over the ops: each method checks its arguments and
+applies one `Function` from ops.py (`x.exp()` is `ops.Exp.apply(x)`). An op on
+a tensor that requires a gradient records a node; `loss.backward()` hands the
+walk over those nodes to the engine, `autograd.backward` (autograd.py).
 
 Differences from PyTorch, on purpose:
 - `.data` is the NumPy array itself and `.grad` is an ndarray (or None), not a Tensor.
@@ -17,55 +13,16 @@ Differences from PyTorch, on purpose:
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections import namedtuple
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import ops
-from .function import Function, unbroadcast
+from . import _checks, autograd, ops
+from .autograd import no_grad  # noqa: F401  (numpygpt.tensor.no_grad, as before)
+from .random import default_generator
 
-# ----------------------------------------------------------------------------- global modes
-
-_state = threading.local()
-
-
-def is_grad_enabled() -> bool:
-    """Whether ops record the graph (False inside `no_grad()`)."""
-    return getattr(_state, "grad_enabled", True)
-
-
-class _GradMode(contextlib.ContextDecorator):
-    enabled: bool
-
-    def __new__(cls, func: Any = None):
-        self = super().__new__(cls)
-        return self if func is None else self(func)  # `@no_grad` as well as `@no_grad()`
-
-    def __init__(self, func: Any = None) -> None:
-        pass
-
-    def __enter__(self) -> None:
-        self._prev = is_grad_enabled()
-        _state.grad_enabled = self.enabled
-
-    def __exit__(self, *exc: Any) -> None:
-        _state.grad_enabled = self._prev
-
-
-class no_grad(_GradMode):
-    """Context manager and decorator: ops inside record no graph (inference, optimiser steps)."""
-
-    enabled = False
-
-
-class enable_grad(_GradMode):
-    """Context manager and decorator: turn graph recording back on inside `no_grad()`."""
-
-    enabled = True
-
+# ----------------------------------------------------------------------------- default dtype
 
 _default_dtype = np.dtype(np.float32)
 
@@ -113,19 +70,6 @@ MaxResult = namedtuple("MaxResult", ["values", "indices"])
 def _shape(size: tuple[Any, ...]) -> tuple[int, ...]:
     """Sizes given either as separate arguments, `f(2, 3)`, or as one sequence, `f((2, 3))`."""
     return tuple(size[0]) if len(size) == 1 and not isinstance(size[0], (int, np.integer)) else tuple(size)
-
-
-def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
-    """Normalise a `dim` argument to a tuple of non-negative axes (or None for all)."""
-    if dim is None:
-        return None
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    out = []
-    for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dims")
-        out.append(int(d) % max(ndim, 1))
-    return tuple(out) if ndim else None
 
 
 class Tensor:
@@ -235,7 +179,7 @@ class Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
-        return _Cast.apply(self, dtype=dtype)
+        return ops.Cast.apply(self, dtype=dtype)
 
     def float(self) -> Tensor:
         return self.to(np.float32)
@@ -251,89 +195,13 @@ class Tensor:
 
     # -- the backward engine -----------------------------------------------------------
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad`.
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (the engine: `autograd.backward`).
 
         `grad` is d(L)/d(self); it may be omitted for a one-element tensor (it is 1).
         The saved arrays of the graph are freed as the walk passes them, unless
         `retain_graph=True`; a second backward through a freed graph raises.
         """
-        if not self.requires_grad:
-            raise RuntimeError("backward(): this tensor does not require grad and has no graph "
-                               "(was it made under no_grad(), or from tensors with requires_grad=False?)")
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(f"backward(): grad can be omitted only for a one-element tensor, "
-                                   f"this one has shape {self.shape}; pass grad= of that shape")
-            grad = np.ones_like(self.data)
-        else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}")
-
-        if self._ctx is None:  # backward on a leaf: d(self)/d(self) = 1
-            self.grad = np.array(grad, copy=True) if self.grad is None else self.grad + grad
-            return
-        order = self._topological_order()
-        grads: dict[int, np.ndarray] = {id(self._ctx): grad}
-        handed_out = {id(grad)}  # arrays a leaf may not keep as its own .grad without a copy
-        for i in range(len(order) - 1, -1, -1):
-            node, order[i] = order[i], None  # let each node go once its gradient is used
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if isinstance(node, Tensor):
-                # a leaf: accumulate into .grad, as PyTorch does
-                g = g.astype(node.dtype, copy=False)
-                if node.grad is not None:
-                    node.grad += g
-                elif g.base is None and g.flags.writeable and id(g) not in handed_out:
-                    node.grad = g  # a fresh array that nothing else holds: keep it, no copy
-                    handed_out.add(id(g))
-                else:
-                    node.grad = g.copy()  # a view, read-only, or shared: the leaf gets its own
-                continue
-            if node.freed:
-                raise RuntimeError(
-                    "backward(): trying to backward through the graph a second time; its saved arrays "
-                    "were freed by the first backward. Call the first .backward(retain_graph=True) "
-                    "to keep them.")
-            kept = node.retained_output
-            if kept is not None:  # a non-leaf that asked for its gradient (retain_grad)
-                kept.grad = g.copy() if kept.grad is None else kept.grad + g
-            node.retained = retain_graph
-            in_grads = node.fn.backward(node, g)
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
-            for parent, shape, ig in zip(node.parents, node.input_shapes, in_grads):
-                if parent is None or ig is None:
-                    continue
-                ig = unbroadcast(ig, shape)
-                key = id(parent)
-                grads[key] = grads[key] + ig if key in grads else ig
-            if not retain_graph:
-                node.free()
-
-    def _topological_order(self) -> list[Any]:
-        """The graph's nodes and leaves reachable from self, each after all of its
-        parents. Iterative depth-first search, so a graph 10,000 ops deep needs no
-        recursion."""
-        order: list[Any] = []
-        visited: set[int] = set()
-        stack: list[tuple[Any, bool]] = [(self._ctx, False)]
-        while stack:
-            node, parents_done = stack.pop()
-            if parents_done:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            if not isinstance(node, Tensor):
-                for parent in node.parents:
-                    if parent is not None and id(parent) not in visited:
-                        stack.append((parent, False))
-        return order
+        autograd.backward(self, grad, retain_graph)
 
     # -- arithmetic ------------------------------------------------------------------------
     def _operand(self, other: Any) -> Tensor:
@@ -450,31 +318,29 @@ class Tensor:
         return self**exponent
 
     def softmax(self, dim: int) -> Tensor:
-        from .functional import softmax
-
-        return softmax(self, dim)
+        (axis,) = _checks.dims(dim, self.ndim) or (0,)
+        return ops.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, dim: int) -> Tensor:
-        from .functional import log_softmax
-
-        return log_softmax(self, dim)
+        (axis,) = _checks.dims(dim, self.ndim) or (0,)
+        return ops.LogSoftmax.apply(self, axis=axis)
 
     # -- reductions ------------------------------------------------------------------------
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        return ops.Sum.apply(self, axis=_dims(dim, self.ndim), keepdim=keepdim)
+        return ops.Sum.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
 
     def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        return ops.Mean.apply(self, axis=_dims(dim, self.ndim), keepdim=keepdim)
+        return ops.Mean.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
 
     def var(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, unbiased: bool = True) -> Tensor:
         """Variance; `unbiased=True` (PyTorch's default) divides by n - 1, False by n."""
-        return ops.Var.apply(self, axis=_dims(dim, self.ndim), keepdim=keepdim, correction=int(unbiased))
+        return ops.Var.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim, correction=int(unbiased))
 
     def max(self, dim: int | None = None, keepdim: bool = False):
         """`max()` is the largest element; `max(dim)` returns `(values, indices)`, as PyTorch."""
         if dim is None:
             return ops.Max.apply(self, axis=None, keepdim=False)
-        (axis,) = _dims(dim, self.ndim) or (0,)
+        (axis,) = _checks.dims(dim, self.ndim) or (0,)
         values = ops.Max.apply(self, axis=axis, keepdim=keepdim)
         return MaxResult(values, Tensor._wrap(np.argmax(self.data, axis=axis, keepdims=keepdim)))
 
@@ -497,19 +363,19 @@ class Tensor:
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = _dims((start_dim, end_dim), self.ndim)
+        start, end = _checks.dims((start_dim, end_dim), self.ndim)
         shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
         return self.reshape(shape)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         dims = list(range(self.ndim))
-        d0, d1 = _dims((dim0, dim1), self.ndim)
+        d0, d1 = _checks.dims((dim0, dim1), self.ndim)
         dims[d0], dims[d1] = dims[d1], dims[d0]
         return ops.Permute.apply(self, dims=tuple(dims))
 
     def permute(self, *dims: Any) -> Tensor:
         dims = _shape(dims)
-        norm = _dims(dims, self.ndim) or ()
+        norm = _checks.dims(dims, self.ndim) or ()
         if sorted(norm) != list(range(self.ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dims of shape {self.shape}")
         return ops.Permute.apply(self, dims=norm)
@@ -531,7 +397,7 @@ class Tensor:
         """Drop size-1 dims (all of them, or `dim` if it has size 1; otherwise a no-op, as PyTorch)."""
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        (d,) = _dims(dim, self.ndim) or (None,)
+        (d,) = _checks.dims(dim, self.ndim) or (None,)
         if d is None or self.shape[d] != 1:
             return self
         return self.reshape(self.shape[:d] + self.shape[d + 1:])
@@ -567,19 +433,6 @@ class Tensor:
         if not fits:
             raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {self.shape}")
         return ops.MaskedFill.apply(self, mask, value)
-
-
-class _Cast(Function):
-    """out = x as another dtype;  dx = g cast back to x's dtype"""
-
-    @staticmethod
-    def forward(ctx, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        ctx.dtype = x.dtype
-        return x.astype(dtype)
-
-    @staticmethod
-    def backward(ctx, g: np.ndarray):
-        return g.astype(ctx.dtype)
 
 
 def _index_arrays(index: Any) -> Any:
@@ -651,16 +504,12 @@ def arange(start: int, end: int | None = None, step: int = 1, dtype: Any = None)
 def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the global generator (drawn in float64, then cast,
     so a seed gives the same values, rounded, in either dtype)."""
-    from .random import default_generator
-
     data = default_generator().standard_normal(_shape(size)).astype(dtype or _default_dtype)
     return Tensor(data, requires_grad=requires_grad)
 
 
 def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) samples from the global generator."""
-    from .random import default_generator
-
     data = default_generator().random(_shape(size)).astype(dtype or _default_dtype)
     return Tensor(data, requires_grad=requires_grad)
 
@@ -670,7 +519,7 @@ def cat(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
-    (axis,) = _dims(dim, tensors[0].ndim) or (0,)
+    (axis,) = _checks.dims(dim, tensors[0].ndim) or (0,)
     for t in tensors[1:]:
         if t.ndim != tensors[0].ndim or any(
                 i != axis and m != n for i, (m, n) in enumerate(zip(t.shape, tensors[0].shape))):

@@ -50,6 +50,8 @@ import numpy as np
 import tiktoken
 import tiktoken.load
 
+from . import _checks
+
 __all__ = [
     "ENCODER_JSON_SHA256",
     "ENDOFTEXT",
@@ -185,27 +187,6 @@ def text_to_token_ids(text: str, tokenizer: tiktoken.Encoding | None = None) -> 
     return np.asarray(ids, dtype=np.int64).reshape(1, len(ids))  # (1, T)
 
 
-def _as_token_array(token_ids: Any) -> np.ndarray:
-    """View ``token_ids`` (ndarray, list, or a Tensor-like object with ``.data``) as an ndarray."""
-    if not isinstance(token_ids, np.ndarray):
-        # A numpygpt Tensor keeps its values in .data; an ndarray's own .data
-        # is a raw buffer, hence the isinstance check above.
-        token_ids = getattr(token_ids, "data", token_ids)
-    try:
-        return np.asarray(token_ids)
-    except (ValueError, TypeError, OverflowError) as err:
-        raise ValueError(
-            f"token ids must form a (T,) or (1, T) array of integers; could not read them: {err}"
-        ) from err
-
-
-def _holds_only_python_ints(ids: np.ndarray) -> bool:
-    """True for an object array of ints (not bools): where ints too big for int64 end up."""
-    return ids.dtype == object and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ids.flat
-    )
-
-
 def token_ids_to_text(token_ids: Any, tokenizer: tiktoken.Encoding | None = None) -> str:
     """Decode token ids of shape (1, T) or (T,) back into text.
 
@@ -216,21 +197,9 @@ def token_ids_to_text(token_ids: Any, tokenizer: tiktoken.Encoding | None = None
     tiktoken's ``decode``.
     """
     tokenizer = _resolve_tokenizer(tokenizer)
-    ids = _as_token_array(token_ids)
-    if ids.dtype.kind not in "iu" and ids.size and not _holds_only_python_ints(ids):
-        raise TypeError(
-            f"token ids must be integers, got {type(token_ids).__name__} of dtype {ids.dtype}"
-        )
+    ids = _checks.token_ids(token_ids, shape="a (T,) or (1, T) array")
     if not (ids.ndim == 1 or (ids.ndim == 2 and ids.shape[0] == 1)):
         raise ValueError(f"token ids must have shape (T,) or (1, T), got shape {ids.shape}")
-    ids = ids.reshape(-1)  # (T,)
-    values = [int(v) for v in ids.tolist()]
-    bad = [i for i, v in enumerate(values) if not 0 <= v < tokenizer.n_vocab]
-    if bad:
-        i = bad[0]
-        raise ValueError(
-            f"token id {values[i]} at position {i} is out of range "
-            f"[0, {tokenizer.n_vocab}) for encoding {tokenizer.name!r}"
-            + (f" ({len(bad)} ids out of range in all)" if len(bad) > 1 else "")
-        )
+    ids = _checks.token_ids(ids.reshape(-1), tokenizer.n_vocab)  # (T,)
+    values = ids.tolist()
     return tokenizer.decode(values)

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 import numpygpt
-from numpygpt.tensor import _state as _grad_mode_state
+from numpygpt.autograd import _state as _grad_mode_state
 
 settings.register_profile("ci", deadline=None, max_examples=25, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
