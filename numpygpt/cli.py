@@ -4,57 +4,51 @@
     numpygpt generate --weights DIR "Alan Turing theorized" --temperature 0.8 --top-k 40
     numpygpt info --config gpt2-small
     numpygpt tour [SECTION]
+    numpygpt train [--text FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import sys
 from typing import Sequence
 
 import numpy as np
 
+from .checkpoint import load_checkpoint
+from .generate import check_sampling, generate, generate_stream
+from .model import GPT2_PRESETS, GPTModel, count_parameters, get_config
+from .recipe import TRAIN_CONFIGS, run_training
+from .tokenizer import get_encoding
+from .tour import SECTIONS, show_generate
+from .tour import run as run_tour
+
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .model import GPTModel, get_config
-    from .tokenizer import get_encoding
-
     tokenizer = get_encoding("gpt2")
     encoded = tokenizer.encode(args.prompt, allowed_special={"<|endoftext|>"})
     if not encoded:
         raise ValueError("the prompt encodes to no tokens; give some text")
-    from .generate import check_sampling
-
     check_sampling(args.temperature, args.top_k, args.top_p)  # before anything is printed
     if args.weights or args.checkpoint:
         return _generate_trained(args, tokenizer, encoded)
 
     # the seed's demo: an untrained GPT, seeded, continuing the prompt
-    from .generate import generate
-    from .tour import generate as seed_demo
-
     def run(model: GPTModel, ids: np.ndarray, max_new_tokens: int, context_size: int) -> np.ndarray:
         return generate(model, ids, max_new_tokens, context_size, temperature=args.temperature,
                         top_k=args.top_k, top_p=args.top_p, use_cache=not args.no_cache, seed=args.seed)
 
     max_new_tokens = 6 if args.max_new_tokens is None else args.max_new_tokens  # 0 is allowed
-    seed_demo(args.prompt, max_new_tokens, args.seed, get_config(args.config), run)
+    show_generate(args.prompt, max_new_tokens, args.seed, get_config(args.config), run)
     return 0
 
 
 def _generate_trained(args: argparse.Namespace, tokenizer, encoded: list[int]) -> int:
     """Stream a continuation from real weights (a Hugging Face directory) or a training checkpoint."""
-    import codecs
-
-    from .generate import generate_stream
-
     if args.weights:
-        from .checkpoint import load_pretrained
-
-        model = load_pretrained(args.weights)
+        model = GPTModel.from_pretrained(args.weights)
     else:
-        from .checkpoint import load_checkpoint
-
         model = load_checkpoint(args.checkpoint)["model"]
     model.eval()
     ctx = model.cfg["context_length"]
@@ -75,45 +69,37 @@ def _generate_trained(args: argparse.Namespace, tokenizer, encoded: list[int]) -
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .model import get_config, parameter_breakdown, parameter_totals
-
     cfg = get_config(args.config)
+    counts = count_parameters(cfg)
     print(f"{args.config}: emb_dim {cfg['emb_dim']}, n_layers {cfg['n_layers']}, n_heads {cfg['n_heads']}, "
           f"context_length {cfg['context_length']}, vocab_size {cfg['vocab_size']}, qkv_bias {cfg['qkv_bias']}")
     print()
     print(f"{'module':<40}{'parameters':>16}")
-    for name, n in parameter_breakdown(cfg):
+    for name, n in counts["rows"]:
         print(f"{name:<40}{n:>16,}")
-    t = parameter_totals(cfg)
     print()
-    print(f"{'total':<40}{t['total']:>16,}")
-    print(f"{'total with out_head tied to tok_emb':<40}{t['total_tied']:>16,}")
-    print(f"{'memory in float32':<40}{t['size_mb_float32']:>13.2f} MB")
+    print(f"{'total':<40}{counts['total']:>16,}")
+    print(f"{'total with out_head tied to tok_emb':<40}{counts['total_tied']:>16,}")
+    print(f"{'memory in float32':<40}{counts['size_mb_float32']:>13.2f} MB")
     return 0
 
 
 def _cmd_tour(args: argparse.Namespace) -> int:
-    from .tour import run
-
-    run(args.section, out_dir=args.out)
+    run_tour(args.section, out_dir=args.out)
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import run_training
-
     overrides = {key: getattr(args, key) for key in (
         "epochs", "batch_size", "context_length", "stride", "lr", "weight_decay", "max_grad_norm",
         "warmup_steps", "eval_freq", "eval_iter", "seed", "start_context")}
-    history = run_training(text_path=args.text, config=args.config, out_dir=args.out, resume=args.resume,
+    history = run_training(text_path=args.text, preset=args.config, out_dir=args.out, resume=args.resume,
                            progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
                            max_steps=args.max_steps, overwrite=args.overwrite, **overrides)
     return 130 if history.interrupted else 0  # 130: stopped by Ctrl-C, as shells report it
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .model import GPT2_PRESETS
-
     parser = argparse.ArgumentParser(prog="numpygpt", description="GPT-2 from scratch on NumPy.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -138,14 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--config", default="gpt2-small", choices=list(GPT2_PRESETS))
     i.set_defaults(func=_cmd_info)
 
-    from .tour import SECTIONS
-
     t = sub.add_parser("tour", help="walk the seed's sections, computed by numpygpt")
     t.add_argument("section", nargs="?", choices=list(SECTIONS), help="one section (default: all, in order)")
     t.add_argument("--out", default=".", help="where the GELU/ReLU plot goes when matplotlib is installed")
     t.set_defaults(func=_cmd_tour)
-
-    from .train import TRAIN_CONFIGS
 
     r = sub.add_parser("train", help="train a GPT on a text (default: a small GPT on the Zen of Python), "
                                      "with checkpoints and exact resume")

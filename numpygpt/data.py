@@ -29,29 +29,23 @@ from typing import Any
 
 import numpy as np
 
+from . import _checks
+from .random import default_generator
+from .tokenizer import get_encoding
+
 __all__ = ["GPTDataset", "DataLoader", "create_dataloader", "train_val_split"]
 
 
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
-
-
 def _as_token_ids(token_ids: Any) -> np.ndarray:
-    """`token_ids` as a 1-D int64 array, or a clear error."""
+    """`token_ids` as a 1-D int64 array of non-negative ids, or a clear error."""
     if isinstance(token_ids, str):
         raise TypeError("GPTDataset takes token ids; encode the text first (or use create_dataloader)")
-    array = np.asarray(token_ids)
+    array = _checks.token_ids(token_ids)
     if array.ndim != 1:
         raise ValueError(f"token ids must be a 1-D sequence, got shape {array.shape}")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"token ids must be integers, got dtype {array.dtype}")
     if array.size and array.min() < 0:
         raise ValueError(f"token ids must be non-negative, got {array.min()}")
-    return array.astype(np.int64, copy=False)
+    return array
 
 
 class GPTDataset:
@@ -68,8 +62,8 @@ class GPTDataset:
     """
 
     def __init__(self, token_ids: Sequence[int] | np.ndarray, max_length: int, stride: int) -> None:
-        self.max_length = _check_positive_int(max_length, "max_length")
-        self.stride = _check_positive_int(stride, "stride")
+        self.max_length = _checks.integer(max_length, "max_length")
+        self.stride = _checks.integer(stride, "stride")
         self.token_ids = _as_token_ids(token_ids)
         n = len(self.token_ids)
         if n < self.max_length + 1:
@@ -83,7 +77,7 @@ class GPTDataset:
         return len(self._starts)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        if not _checks.is_integer(index):
             raise TypeError(f"GPTDataset indices must be integers, got {type(index).__name__}")
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} is out of range for a dataset of {len(self)} windows")
@@ -147,10 +141,10 @@ class DataLoader:
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"dataset must support len() and indexing, got {type(dataset).__name__}")
         self.dataset = dataset
-        self.batch_size = _check_positive_int(batch_size, "batch_size")
+        self.batch_size = _checks.integer(batch_size, "batch_size")
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.seed = _check_seed(seed)
+        self.seed = _checks.integer(seed, "seed", minimum=0, allow_none=True)
         self._next_epoch = 0
         self._resume: _Position | None = None
         self._open: list[_Position] = []  # positions of iterations still open, oldest first
@@ -218,13 +212,9 @@ class DataLoader:
         missing = [key for key in ("seed", "epoch", "batch_index") if key not in state_dict]
         if missing:
             raise ValueError(f"DataLoader state_dict is missing {', '.join(missing)}")
-        seed = _check_seed(state_dict["seed"])
-        values = {}
-        for key in ("epoch", "batch_index", "next_epoch"):
-            value = state_dict.get(key, 0)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"DataLoader state_dict: {key} must be a non-negative integer, got {value!r}")
-            values[key] = int(value)
+        seed = _checks.integer(state_dict["seed"], "seed", minimum=0, allow_none=True)
+        values = {key: _checks.integer(state_dict.get(key, 0), f"DataLoader state_dict: {key}", minimum=0)
+                  for key in ("epoch", "batch_index", "next_epoch")}
         if values["batch_index"] > len(self):
             raise ValueError(
                 f"DataLoader state_dict: batch_index {values['batch_index']} is past the end of an epoch "
@@ -237,14 +227,6 @@ class DataLoader:
         self._open = []
 
 
-def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-    return int(seed)
-
-
 def _collate(items: list[Any]) -> Any:
     """Stack a list of (input, target) pairs into a pair of batches."""
     if isinstance(items[0], (tuple, list)):
@@ -254,9 +236,7 @@ def _collate(items: list[Any]) -> Any:
 
 def _draw_seed() -> int:
     """A seed for a DataLoader, from numpygpt's global generator."""
-    from numpygpt import random as numpygpt_random
-
-    return int(numpygpt_random.default_generator().integers(2**63))
+    return int(default_generator().integers(2**63))
 
 
 def _encode(text_or_ids: Any, tokenizer: Any) -> Any:
@@ -264,8 +244,6 @@ def _encode(text_or_ids: Any, tokenizer: Any) -> Any:
     if not isinstance(text_or_ids, str):
         return text_or_ids
     if tokenizer is None:
-        from numpygpt.tokenizer import get_encoding
-
         tokenizer = get_encoding("gpt2")
     return tokenizer.encode(text_or_ids, allowed_special={"<|endoftext|>"})
 
@@ -291,9 +269,8 @@ def create_dataloader(
     """
     if num_workers != 0:
         raise ValueError(f"numpygpt's DataLoader loads in the calling process; num_workers must be 0, got {num_workers}")
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(max_length, "max_length")
-    _check_positive_int(stride, "stride")
+    for value, name in ((batch_size, "batch_size"), (max_length, "max_length"), (stride, "stride")):
+        _checks.integer(value, name)
     dataset = GPTDataset(_encode(text_or_ids, tokenizer), max_length, stride)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
     if len(loader) == 0:

@@ -322,4 +322,3 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     if reduction == "none":
         return sq
     raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-check_ids = _checks.token_ids  # TEMPORARY-REMOVE

@@ -21,25 +21,24 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import _checks
 from . import functional as F
 from .random import default_generator
-from .tensor import Tensor, no_grad
+from .autograd import no_grad
+from .tensor import Tensor
 
 
 def _as_ids(idx: Any) -> np.ndarray:
-    ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"token ids must be integers, got dtype {ids.dtype}")
+    """The prompt as an int64 (B, T) array with T >= 1 (the model checks the ids' range)."""
+    ids = _checks.token_ids(idx, shape="a (batch, num_tokens) array")
     if ids.ndim != 2 or ids.shape[1] == 0:
         raise ValueError(f"token ids must have shape (batch, num_tokens) with at least one token, got {ids.shape}")
-    return ids.astype(np.int64, copy=False)
+    return ids
 
 
 def _check_counts(model: Any, max_new_tokens: int, context_size: int) -> None:
-    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-    if not isinstance(context_size, (int, np.integer)) or context_size <= 0:
-        raise ValueError(f"context_size must be a positive integer, got {context_size!r}")
+    _checks.integer(max_new_tokens, "max_new_tokens", minimum=0)
+    _checks.integer(context_size, "context_size")
     limit = getattr(model, "cfg", {}).get("context_length")
     if limit is not None and context_size > limit:
         raise ValueError(f"context_size {context_size} exceeds the model's context_length {limit}")
@@ -49,8 +48,7 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -
     """Raise ValueError for sampling options `generate` cannot use."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    _checks.integer(top_k, "top_k", allow_none=True)
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
 

@@ -4,10 +4,18 @@ Legend for the shape comments:
     B  batch size            T   number of tokens (≤ context_length)
     C  emb_dim (d_model)     V   vocab_size
     nh n_heads               hs  head size = C / nh
+    S  tokens already in the KV cache (0 without one)
 
 `GPTModel.state_dict()` has exactly the keys and shapes of the seed's PyTorch
 `GPTModel.state_dict()` (each block's `att.mask` buffer included), so weights
 move both ways with `{k: v.numpy() ...}` and `torch.from_numpy`.
+
+In order: the config (from `config.py`), the seed's LayerNorm, GELU,
+FeedForward, MultiHeadAttention, TransformerBlock and GPTModel, then the KV
+cache that generation uses (its lines inside the seed's classes are fenced
+with `# --- KV cache` comments), the token-id check, the parameter count,
+building a model for stored weights, and the seed's scaffolding
+(DummyGPTModel, ExampleDeepNeuralNetwork).
 """
 
 from __future__ import annotations
@@ -16,143 +24,21 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import _checks, hf
 from . import functional as F
 from . import nn
-from .functional import check_ids
-from .tensor import Tensor, get_default_dtype
-
-# ----------------------------------------------------------------------------- configuration
-
-GPT_CONFIG_124M: dict[str, Any] = {
-    "vocab_size": 50257,     # vocabulary size (GPT-2's BPE)
-    "context_length": 1024,  # longest input the positional embedding covers
-    "emb_dim": 768,          # embedding dimension C
-    "n_heads": 12,           # attention heads nh
-    "n_layers": 12,          # transformer blocks
-    "drop_rate": 0.1,        # dropout rate
-    "qkv_bias": False,       # bias in the query/key/value projections
-}
-
-# emb_dim / n_layers / n_heads of OpenAI's four GPT-2 sizes
-GPT2_PRESETS: dict[str, dict[str, int]] = {
-    "gpt2-small": {"emb_dim": 768, "n_layers": 12, "n_heads": 12},    # 124M
-    "gpt2-medium": {"emb_dim": 1024, "n_layers": 24, "n_heads": 16},  # 355M
-    "gpt2-large": {"emb_dim": 1280, "n_layers": 36, "n_heads": 20},   # 774M
-    "gpt2-xl": {"emb_dim": 1600, "n_layers": 48, "n_heads": 25},      # 1558M
-}
-PRESET_ALIASES = {"gpt2": "gpt2-small", "124M": "gpt2-small", "355M": "gpt2-medium",
-            "774M": "gpt2-large", "1558M": "gpt2-xl"}
-
-REQUIRED_KEYS = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")
-# optional keys: the LayerNorm epsilon, and whether out_head shares tok_emb's weight (OpenAI's weights do)
-OPTIONAL_KEYS = {"ln_eps": 1e-5, "tie_embeddings": False}
-
-
-def get_config(name: str = "gpt2-small", **overrides: Any) -> dict[str, Any]:
-    """`GPT_CONFIG_124M` with a preset's sizes (gpt2-small/-medium/-large/-xl) and any overrides."""
-    key = PRESET_ALIASES.get(name, name)
-    if key not in GPT2_PRESETS:
-        raise ValueError(f"unknown config {name!r}; choose one of {', '.join(GPT2_PRESETS)}")
-    return validate_config({**GPT_CONFIG_124M, **GPT2_PRESETS[key], **overrides})
-
-
-def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a checked copy of `cfg` (optional keys filled in), or raise ValueError saying what is wrong."""
-    if not isinstance(cfg, Mapping):
-        raise TypeError(f"config must be a dict, got {type(cfg).__name__}")
-    missing = [k for k in REQUIRED_KEYS if k not in cfg]
-    if missing:
-        raise ValueError(f"config is missing key(s): {', '.join(missing)} (a GPT config needs {', '.join(REQUIRED_KEYS)})")
-    unknown = [k for k in cfg if k not in REQUIRED_KEYS and k not in OPTIONAL_KEYS]
-    if unknown:
-        raise ValueError(f"config has unknown key(s): {', '.join(unknown)}")
-    out = {**OPTIONAL_KEYS, **cfg}
-    for k in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
-        v = out[k]
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"config[{k!r}] must be a positive integer, got {v!r}")
-        out[k] = int(v)
-    if out["emb_dim"] % out["n_heads"]:
-        raise ValueError(f"config: emb_dim ({out['emb_dim']}) must be divisible by n_heads ({out['n_heads']})")
-    if not isinstance(out["drop_rate"], (int, float)) or not 0 <= out["drop_rate"] < 1:
-        raise ValueError(f"config['drop_rate'] must be a number in [0, 1), got {out['drop_rate']!r}")
-    for k in ("qkv_bias", "tie_embeddings"):
-        if not isinstance(out[k], (bool, np.bool_)):
-            raise ValueError(f"config[{k!r}] must be True or False, got {out[k]!r}")
-    if not isinstance(out["ln_eps"], (int, float)) or out["ln_eps"] <= 0:
-        raise ValueError(f"config['ln_eps'] must be a positive number, got {out['ln_eps']!r}")
-    return out
-
-
-def require_keys(cfg: Mapping[str, Any], who: str, *keys: str) -> None:
-    """A part of the model checks the config keys it reads, naming any that are missing."""
-    if not isinstance(cfg, Mapping):
-        raise TypeError(f"{who}: config must be a dict, got {type(cfg).__name__}")
-    missing = [k for k in keys if k not in cfg]
-    if missing:
-        raise ValueError(f"{who}: config is missing key(s): {', '.join(missing)}")
-
-
-def check_token_ids(in_idx: Any, cfg: Mapping[str, Any], start: int = 0) -> np.ndarray:
-    """Token ids as an integer (B, T) array, or a clear error: not integers,
-    out of range, not 2-D, empty, or longer than context_length (counting the
-    `start` tokens already in a KV cache)."""
-    ids = check_ids(in_idx, cfg["vocab_size"])
-    if ids.ndim != 2:
-        raise ValueError(f"token ids must have shape (batch, num_tokens), got shape {ids.shape}"
-                         + (" (add a batch dim, e.g. ids[None, :])" if ids.ndim == 1 else ""))
-    if start + ids.shape[1] > cfg["context_length"]:
-        cached = f" after {start} cached tokens" if start else ""
-        raise ValueError(f"{ids.shape[1]} tokens{cached} exceed context_length {cfg['context_length']}; "
-                         f"crop the input to its last {cfg['context_length'] - start} tokens")
-    if ids.shape[1] == 0:
-        raise ValueError("the input has no tokens")
-    return ids
-
-
-# ----------------------------------------------------------------------------- the KV cache
-
-
-class LayerKVCache:
-    """One attention layer's keys and values for the tokens seen so far.
-
-    Buffers of `capacity` positions are allocated on first use and filled in
-    place, so each new token costs one position's projections, not the whole context's.
-    """
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self.length = 0
-        self.keys: np.ndarray | None = None    # (B, nh, capacity, hs)
-        self.values: np.ndarray | None = None  # (B, nh, capacity, hs)
-
-    def update(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Append the new tokens' k, v (B, nh, T, hs); return all of them so far (B, nh, S + T, hs)."""
-        b, nh, t, hs = k.shape
-        if self.keys is None:
-            self.keys = np.empty((b, nh, self.capacity, hs), dtype=k.dtype)
-            self.values = np.empty((b, nh, self.capacity, hs), dtype=v.dtype)
-        end = self.length + t
-        if end > self.capacity:
-            raise ValueError(f"KV cache is full: {self.length} + {t} tokens exceed its {self.capacity} positions")
-        self.keys[:, :, self.length:end] = k
-        self.values[:, :, self.length:end] = v
-        self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
-
-
-class KVCache:
-    """The keys and values of every block, for generation: the first call runs the
-    whole prompt, each later call only the new token(s). Positions continue from
-    `length`, so a cache holds at most context_length tokens."""
-
-    def __init__(self, n_layers: int, capacity: int):
-        self.layers = [LayerKVCache(capacity) for _ in range(n_layers)]
-
-    @property
-    def length(self) -> int:
-        return self.layers[0].length if self.layers else 0
-
+from .config import (  # noqa: F401  (the config names are part of numpygpt.model too)
+    GPT2_PRESETS,
+    GPT_CONFIG_124M,
+    OPTIONAL_KEYS,
+    PRESET_ALIASES,
+    REQUIRED_KEYS,
+    get_config,
+    require_keys,
+    validate_config,
+)
+from .random import get_rng_state, set_rng_state
+from .tensor import Tensor, get_default_dtype, set_default_dtype
 
 # ----------------------------------------------------------------------------- the building blocks
 
@@ -237,17 +123,19 @@ class MultiHeadAttention(nn.Module):
         queries = queries.transpose(1, 2)                                 # (B, nh, T, hs)
         values = values.transpose(1, 2)                                   # (B, nh, T, hs)
 
-        start = 0
-        if kv_cache is not None:  # generation: the earlier tokens' keys and values are cached
-            start = kv_cache.length                                       # S tokens already seen
+        # --- KV cache (generation): the earlier tokens' keys and values are cached ---
+        start = 0                                                         # S tokens already seen
+        if kv_cache is not None:
+            start = kv_cache.length
             k_all, v_all = kv_cache.update(keys.data, values.data)        # (B, nh, S + T, hs)
             keys, values = Tensor(k_all), Tensor(v_all)
+        # --- end KV cache ---
 
         attn_scores = queries @ keys.transpose(2, 3)                      # (B, nh, T, S + T)
         # row i is the token at position S + i: it may see keys 0 .. S + i
         mask_bool = self.mask[start:start + num_tokens, :start + num_tokens].astype(bool)  # (T, S + T)
-        attn_scores = attn_scores.masked_fill(mask_bool, -np.inf)         # (B, nh, T, T)
-        attn_weights = F.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)  # (B, nh, T, T) rows sum to 1
+        attn_scores = attn_scores.masked_fill(mask_bool, -np.inf)         # (B, nh, T, S + T)
+        attn_weights = F.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)  # (B, nh, T, S + T) rows sum to 1
         attn_weights = self.dropout(attn_weights)
 
         context_vec = (attn_weights @ values).transpose(1, 2)             # (B, T, nh, hs)
@@ -324,7 +212,9 @@ class GPTModel(nn.Module):
     def forward(self, in_idx: Any, kv_cache: KVCache | None = None) -> Tensor:
         """Logits (B, T, V) for token ids (B, T). With a `kv_cache` (generation, under
         no_grad) the ids are the tokens after those already cached, at positions S .. S+T-1."""
-        start = 0 if kv_cache is None else kv_cache.length
+        # --- KV cache (generation) ---
+        start = 0 if kv_cache is None else kv_cache.length      # S
+        # --- end KV cache ---
         in_idx = check_token_ids(in_idx, self.cfg, start)
         batch_size, seq_len = in_idx.shape                      # (B, T)
         tok_embeds = self.tok_emb(in_idx)                       # (B, T, C)
@@ -334,46 +224,172 @@ class GPTModel(nn.Module):
         if kv_cache is None:
             x = self.trf_blocks(x)                              # (B, T, C)
         else:
+            # --- KV cache (generation): each block reads and extends its layer's cache ---
             for block, layer_cache in zip(self.trf_blocks, kv_cache.layers):
                 x = block(x, layer_cache)                       # (B, T, C)
+            # --- end KV cache ---
         x = self.final_norm(x)                                  # (B, T, C)
         logits = self.out_head(x)                               # (B, T, V)
         return logits
 
     @classmethod
-    def from_pretrained(cls, path: str, dtype: Any = None) -> GPTModel:
+    def from_pretrained(cls, path: Any, dtype: Any = None) -> GPTModel:
         """Load a Hugging Face GPT-2 directory (config.json + model.safetensors, or a
         sharded index) with no PyTorch: HF's names are mapped onto the seed's, the
-        fused c_attn split into W_query/W_key/W_value, Conv1D weights transposed."""
-        from .checkpoint import load_pretrained
+        fused c_attn split into W_query/W_key/W_value, Conv1D weights transposed.
 
-        return load_pretrained(path, dtype)
+        The model is built in `dtype`, by default the checkpoint's: float64 if
+        every weight is float64, else float32 (float16 and bfloat16 are
+        widened). Weights load strictly; the model is returned in eval mode, as
+        `GPT2LMHeadModel.from_pretrained` does. Building it leaves numpygpt's
+        generator untouched. pytorch_model.bin (a pickle) is refused. See `hf.py`.
+        """
+        if dtype is not None and np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+        cfg, state_dict, stored = hf.read_directory(path)
+        model = build_model(cfg, stored if dtype is None else np.dtype(dtype))
+        model.load_state_dict(state_dict, strict=True)
+        return model.eval()
 
-    def save_pretrained(self, path: str) -> None:
-        """Write a Hugging Face GPT-2 directory that `transformers.GPT2LMHeadModel.from_pretrained` loads."""
-        from .checkpoint import save_pretrained
+    def save_pretrained(self, path: Any) -> None:
+        """Write a Hugging Face GPT-2 directory that `transformers.GPT2LMHeadModel.from_pretrained` loads.
 
-        save_pretrained(self, path)
+        Creates the directory if needed and writes config.json and
+        model.safetensors, each atomically; a tied model stores only
+        transformer.wte.weight, as transformers does. See `hf.write_directory`.
+        """
+        hf.write_directory(path, self.cfg, self.state_dict())
 
+    # --- KV cache (generation) ---
     def new_kv_cache(self, capacity: int | None = None) -> KVCache:
         """An empty KV cache for this model (capacity defaults to context_length)."""
+        capacity = _checks.integer(capacity, "capacity", allow_none=True)
         return KVCache(self.cfg["n_layers"], capacity or self.cfg["context_length"])
+    # --- end KV cache ---
 
     def extra_repr(self) -> str:
         return f"{self.num_parameters():,} parameters"
 
 
-def count_parameters(model: GPTModel) -> dict[str, Any]:
-    """The seed's parameter figures: total, total without the output head (as if it were
-    tied to tok_emb), and the memory in float32 (MB = 2²⁰ bytes)."""
-    total = model.num_parameters()
-    head = model.out_head.weight.numel()
-    tied = model.out_head.weight is model.tok_emb.weight
-    return {
-        "total": total,
-        "total_tied": total if tied else total - head,
-        "size_mb_float32": total * 4 / 1024**2,
-    }
+# ----------------------------------------------------------------------------- the KV cache
+
+
+class LayerKVCache:
+    """One attention layer's keys and values for the tokens seen so far.
+
+    Buffers of `capacity` positions are allocated on first use and filled in
+    place, so each new token costs one position's projections, not the whole context's.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.length = 0
+        self.keys: np.ndarray | None = None    # (B, nh, capacity, hs)
+        self.values: np.ndarray | None = None  # (B, nh, capacity, hs)
+
+    def update(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append the new tokens' k, v (B, nh, T, hs); return all of them so far (B, nh, S + T, hs)."""
+        b, nh, t, hs = k.shape
+        if self.keys is None:
+            self.keys = np.empty((b, nh, self.capacity, hs), dtype=k.dtype)
+            self.values = np.empty((b, nh, self.capacity, hs), dtype=v.dtype)
+        end = self.length + t
+        if end > self.capacity:
+            raise ValueError(f"KV cache is full: {self.length} + {t} tokens exceed its {self.capacity} positions")
+        self.keys[:, :, self.length:end] = k
+        self.values[:, :, self.length:end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+class KVCache:
+    """The keys and values of every block, for generation: the first call runs the
+    whole prompt, each later call only the new token(s). Positions continue from
+    `length`, so a cache holds at most context_length tokens."""
+
+    def __init__(self, n_layers: int, capacity: int):
+        self.layers = [LayerKVCache(capacity) for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length if self.layers else 0
+
+
+# ----------------------------------------------------------------------------- the model's input
+
+
+def check_token_ids(in_idx: Any, cfg: Mapping[str, Any], start: int = 0) -> np.ndarray:
+    """Token ids as an integer (B, T) array, or a clear error: not integers,
+    out of range, not 2-D, empty, or longer than context_length (counting the
+    `start` tokens already in a KV cache)."""
+    ids = _checks.token_ids(in_idx, cfg["vocab_size"], shape="a (batch, num_tokens) array")
+    if ids.ndim != 2:
+        raise ValueError(f"token ids must have shape (batch, num_tokens), got shape {ids.shape}"
+                         + (" (add a batch dim, e.g. ids[None, :])" if ids.ndim == 1 else ""))
+    if start + ids.shape[1] > cfg["context_length"]:
+        cached = f" after {start} cached tokens" if start else ""
+        raise ValueError(f"{ids.shape[1]} tokens{cached} exceed context_length {cfg['context_length']}; "
+                         f"crop the input to its last {cfg['context_length'] - start} tokens")
+    if ids.shape[1] == 0:
+        raise ValueError("the input has no tokens")
+    return ids
+
+
+# ----------------------------------------------------------------------------- counting parameters
+
+
+def count_parameters(model_or_cfg: GPTModel | Mapping[str, Any]) -> dict[str, Any]:
+    """The seed's parameter figures for a config, or for a model (read from its `.cfg`).
+
+    Worked out from the config alone, so the largest presets can be described
+    without allocating them; the tests check every figure against built models.
+
+        "rows"             [(name, count)] per top-level module, then indented ("  per block: ...")
+                           the parts of one block
+        "total"            every parameter, a tied out_head counted once
+        "total_tied"       the total with out_head tied to tok_emb (the seed's 124M figure)
+        "size_mb_float32"  the total's memory in float32, in MB (2²⁰ bytes)
+    """
+    cfg = validate_config(getattr(model_or_cfg, "cfg", model_or_cfg))
+    V, T, C, L = cfg["vocab_size"], cfg["context_length"], cfg["emb_dim"], cfg["n_layers"]
+    tied = cfg["tie_embeddings"]
+    qkv = 3 * (C * C + (C if cfg["qkv_bias"] else 0))
+    att = qkv + C * C + C                      # W_query, W_key, W_value, out_proj
+    ff = (C * 4 * C + 4 * C) + (4 * C * C + C)  # layers.0, layers.2
+    norms = 2 * 2 * C                          # norm1, norm2: scale and shift
+    rows = [
+        ("tok_emb", V * C),
+        ("pos_emb", T * C),
+        (f"trf_blocks ({L} x TransformerBlock)", L * (att + ff + norms)),
+        ("  per block: att", att),
+        ("  per block: ff", ff),
+        ("  per block: norm1 + norm2", norms),
+        ("final_norm", 2 * C),
+        ("out_head" + (" (tied to tok_emb)" if tied else ""), 0 if tied else V * C),
+    ]
+    total = sum(n for name, n in rows if not name.startswith("  "))
+    head = V * C
+    total_untied = total + head if tied else total
+    return {"rows": rows, "total": total, "total_tied": total_untied - head, "size_mb_float32": total * 4 / 1024**2}
+
+
+# ----------------------------------------------------------------------------- a model for stored weights
+
+
+def build_model(cfg: Mapping[str, Any], dtype: Any) -> GPTModel:
+    """`GPTModel(cfg)` with its parameters in `dtype`, for stored weights to be loaded into.
+
+    numpygpt's generator and default dtype are as they were afterwards: the
+    model's random initial values are about to be overwritten, so building it
+    must not shift the random numbers a script draws next.
+    """
+    state, default = get_rng_state(), get_default_dtype()
+    set_default_dtype(dtype)
+    try:
+        return GPTModel(cfg)
+    finally:
+        set_default_dtype(default)
+        set_rng_state(state)
 
 
 # ----------------------------------------------------------------------------- the seed's scaffolding
@@ -447,35 +463,3 @@ class ExampleDeepNeuralNetwork(nn.Module):
             else:
                 x = layer_output
         return x
-
-
-def parameter_breakdown(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """Parameters per top-level module (and per block part) computed from the config
-    alone, so the largest presets can be described without allocating them.
-    The tests check these figures against models that are actually built."""
-    cfg = validate_config(cfg)
-    V, T, C, L = cfg["vocab_size"], cfg["context_length"], cfg["emb_dim"], cfg["n_layers"]
-    qkv = 3 * (C * C + (C if cfg["qkv_bias"] else 0))
-    att = qkv + C * C + C                      # W_query, W_key, W_value, out_proj
-    ff = (C * 4 * C + 4 * C) + (4 * C * C + C)  # layers.0, layers.2
-    norms = 2 * 2 * C                          # norm1, norm2: scale and shift
-    return [
-        ("tok_emb", V * C),
-        ("pos_emb", T * C),
-        (f"trf_blocks ({L} x TransformerBlock)", L * (att + ff + norms)),
-        ("  per block: att", att),
-        ("  per block: ff", ff),
-        ("  per block: norm1 + norm2", norms),
-        ("final_norm", 2 * C),
-        ("out_head" + (" (tied to tok_emb)" if cfg["tie_embeddings"] else ""), 0 if cfg["tie_embeddings"] else V * C),
-    ]
-
-
-def parameter_totals(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Total parameters, the total with out_head tied to tok_emb, and float32 megabytes."""
-    cfg = validate_config(cfg)
-    rows = dict(parameter_breakdown(cfg))
-    total = sum(n for name, n in rows.items() if not name.startswith("  "))
-    head = cfg["vocab_size"] * cfg["emb_dim"]
-    total_untied = total if not cfg["tie_embeddings"] else total + head
-    return {"total": total, "total_tied": total_untied - head, "size_mb_float32": total * 4 / 1024**2}

@@ -1,21 +1,21 @@
-"""Optimisers, gradient clipping and learning-rate schedules.
+"""Optimisers and gradient clipping.
 
-Everything here works on *parameters* by duck typing: an object with
+The optimisers work on *parameters* by duck typing: an object with
 
     .data  the ndarray of values, updated in place
     .grad  an ndarray of the same shape, or None when it has no gradient
 
 which is what `numpygpt.nn.Parameter` provides. Nothing else of the engine is
-used, so an optimiser can be read (and tested) on its own.
+used, so an optimiser can be read (and tested) on its own; only
+`param_groups_for_weight_decay` looks at a model's modules.
 
 | name | PyTorch counterpart |
 |---|---|
 | `Optimizer` | `torch.optim.Optimizer` |
 | `SGD`, `AdamW` | `torch.optim.SGD`, `torch.optim.AdamW` (default single-tensor algorithm) |
 | `clip_grad_norm_` | `torch.nn.utils.clip_grad_norm_` |
-| `LRScheduler`, `LambdaLR` | `torch.optim.lr_scheduler.LRScheduler`, `LambdaLR` |
-| `CosineWithWarmup`, `lr_at` | linear warmup then cosine decay, as in the book's training loop |
 | `param_groups_for_weight_decay` | the decay / no-decay split of nanoGPT's `configure_optimizers` |
+| `lr_scheduler` | `torch.optim.lr_scheduler`: the learning-rate schedules (numpygpt.lr_scheduler), whose names are also here |
 
 An optimiser's `state_dict()` holds only Python numbers, lists, tuples and
 ndarrays (no objects to pickle), so a checkpoint can store the arrays with
@@ -30,17 +30,22 @@ from typing import Any
 
 import numpy as np
 
+from . import lr_scheduler
+from .lr_scheduler import CosineWithWarmup, LambdaLR, LRScheduler, lr_at, warmup_cosine
+from .nn import Linear
+
 __all__ = [
     "Optimizer",
     "SGD",
     "AdamW",
     "clip_grad_norm_",
+    "param_groups_for_weight_decay",
+    "lr_scheduler",
     "LRScheduler",
     "LambdaLR",
     "CosineWithWarmup",
     "warmup_cosine",
     "lr_at",
-    "param_groups_for_weight_decay",
 ]
 
 # A parameter is anything with `.data` (ndarray) and `.grad` (ndarray or None).
@@ -559,217 +564,6 @@ def clip_grad_norm_(
     return total_norm
 
 
-# --------------------------------------------------------------------------- schedules
-def lr_at(
-    step: int,
-    *,
-    peak_lr: float,
-    warmup_steps: int,
-    total_steps: int,
-    initial_lr: float = 0.0,
-    min_lr: float = 0.0,
-) -> float:
-    """Learning rate at `step` of linear warmup followed by cosine decay.
-
-        step < warmup_steps:   initial_lr + step * (peak_lr - initial_lr) / warmup_steps
-        otherwise:             min_lr + (peak_lr - min_lr) * 0.5 * (1 + cos(pi * progress))
-                               progress = (step - warmup_steps) / (total_steps - warmup_steps)
-
-    so the rate starts at `initial_lr`, reaches `peak_lr` at `warmup_steps`,
-    is halfway between peak and `min_lr` midway through the decay, and is
-    `min_lr` from `total_steps` on. This is the schedule of the book's
-    `train_model` (appendix D), with `step` its `global_step`.
-    """
-    _check_schedule(warmup_steps, total_steps)
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if step < warmup_steps:
-        return initial_lr + step * (peak_lr - initial_lr) / warmup_steps
-    if step >= total_steps:
-        return min_lr
-    progress = (step - warmup_steps) / (total_steps - warmup_steps)
-    return min_lr + (peak_lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _check_schedule(warmup_steps: int, total_steps: int) -> None:
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-    if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
-        raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}")
-    if warmup_steps > total_steps:
-        raise ValueError(f"warmup_steps ({warmup_steps}) must not exceed total_steps ({total_steps})")
-
-
-class LRScheduler:
-    """Sets each parameter group's "lr" as a function of the step count.
-
-    As `torch.optim.lr_scheduler.LRScheduler`: the constructor records each
-    group's "initial_lr" (the base rate) and applies the rate of step 0;
-    every `step()` advances `last_epoch` by one and applies the rate for it.
-    Subclasses implement `get_lr()` in closed form from `last_epoch` and
-    `base_lrs`. `state_dict()` is plain numbers: "last_epoch", "base_lrs",
-    "_last_lr" and the subclass's hyperparameters.
-    """
-
-    _hyperparameters: tuple[str, ...] = ()
-
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise ValueError(
-                        f"param 'initial_lr' is not specified in param_groups[{i}] when resuming a scheduler "
-                        "with last_epoch != -1"
-                    )
-        self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self._last_lr: list[float] = []
-        self.step()
-
-    def get_lr(self) -> list[float]:
-        """The learning rate of each group at step `last_epoch`."""
-        raise NotImplementedError
-
-    def step(self) -> None:
-        """Advance one step and write the new rates into the optimizer's groups."""
-        self.last_epoch += 1
-        self._apply(self.get_lr())
-
-    def _apply(self, lrs: list[float]) -> None:
-        for group, lr in zip(self.optimizer.param_groups, lrs):
-            group["lr"] = float(lr)
-        self._last_lr = [float(lr) for lr in lrs]
-
-    def get_last_lr(self) -> list[float]:
-        """The rates last applied, one per parameter group."""
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The scheduler's position and settings, as plain Python values."""
-        state = {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "_last_lr": list(self._last_lr)}
-        for name in self._hyperparameters:
-            state[name] = _plain(getattr(self, name))
-        return state
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a `state_dict()` and write its last rates into the optimizer.
-
-        (PyTorch leaves the optimizer's rates to the optimizer's own
-        `load_state_dict`; writing them here too gives the same result.)
-        """
-        missing = [k for k in ("last_epoch", "base_lrs", "_last_lr", *self._hyperparameters) if k not in state_dict]
-        if missing:
-            raise ValueError(f"scheduler state_dict is missing {', '.join(missing)}")
-        n = len(self.optimizer.param_groups)
-        for key in ("base_lrs", "_last_lr"):
-            if len(state_dict[key]) != n:
-                raise ValueError(f"scheduler state_dict has {len(state_dict[key])} {key}, but the optimizer has {n} groups")
-        self._check_state(state_dict)
-        self.last_epoch = _as_int(state_dict["last_epoch"], "last_epoch")
-        self.base_lrs = [float(lr) for lr in state_dict["base_lrs"]]
-        for name in self._hyperparameters:
-            setattr(self, name, state_dict[name])
-        self._apply(list(state_dict["_last_lr"]))
-
-
-    def _check_state(self, state_dict: Mapping[str, Any]) -> None:
-        """Raise ValueError for invalid subclass settings in a loaded state (per scheduler)."""
-
-
-class LambdaLR(LRScheduler):
-    """lr = base_lr * lr_lambda(step), as `torch.optim.lr_scheduler.LambdaLR`.
-
-    `lr_lambda` is one function or a list with one per parameter group. The
-    functions themselves are not part of `state_dict()`.
-    """
-
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
-        last_epoch: int = -1,
-    ) -> None:
-        n = len(optimizer.param_groups)
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != n:
-                raise ValueError(f"Expected {n} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * n
-        for f in self.lr_lambdas:
-            if not callable(f):
-                raise TypeError(f"lr_lambda must be callable, got {type(f).__name__}")
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> list[float]:
-        return [base_lr * f(self.last_epoch) for f, base_lr in zip(self.lr_lambdas, self.base_lrs)]
-
-
-class CosineWithWarmup(LRScheduler):
-    """Linear warmup from `initial_lr` to each group's lr, then cosine decay to `min_lr`.
-
-    The group's lr when the scheduler is made is the peak. Call `step()` once
-    per optimiser step; the rate at step n is `lr_at(n, peak_lr=base_lr, ...)`.
-    `initial_lr` and `min_lr` are absolute rates shared by all groups (the
-    group key "initial_lr" is PyTorch's name for the base rate; this argument
-    is the book's name for the warmup's starting rate). PyTorch has no
-    single scheduler for this.
-    """
-
-    _hyperparameters = ("warmup_steps", "total_steps", "initial_lr", "min_lr")
-
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        warmup_steps: int,
-        total_steps: int,
-        initial_lr: float = 0.0,
-        min_lr: float = 0.0,
-        last_epoch: int = -1,
-    ) -> None:
-        _check_schedule(warmup_steps, total_steps)
-        if initial_lr < 0 or min_lr < 0:
-            raise ValueError(f"initial_lr and min_lr must be >= 0, got {initial_lr} and {min_lr}")
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = int(total_steps)
-        self.initial_lr = float(initial_lr)
-        self.min_lr = float(min_lr)
-        super().__init__(optimizer, last_epoch)
-
-    def _check_state(self, state_dict: Mapping[str, Any]) -> None:
-        _check_schedule(state_dict["warmup_steps"], state_dict["total_steps"])
-
-    def get_lr(self) -> list[float]:
-        return [
-            lr_at(
-                self.last_epoch,
-                peak_lr=base_lr,
-                warmup_steps=self.warmup_steps,
-                total_steps=self.total_steps,
-                initial_lr=self.initial_lr,
-                min_lr=self.min_lr,
-            )
-            for base_lr in self.base_lrs
-        ]
-
-
-def warmup_cosine(
-    optimizer: Optimizer,
-    warmup_steps: int,
-    total_steps: int,
-    initial_lr: float = 0.0,
-    min_lr: float = 0.0,
-) -> CosineWithWarmup:
-    """A `CosineWithWarmup` scheduler (same arguments)."""
-    return CosineWithWarmup(optimizer, warmup_steps, total_steps, initial_lr=initial_lr, min_lr=min_lr)
-
-
 # --------------------------------------------------------------------------- groups
 def param_groups_for_weight_decay(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """Split a model's parameters into a decayed and a non-decayed group.
@@ -784,8 +578,6 @@ def param_groups_for_weight_decay(model: Any, weight_decay: float) -> list[dict[
     ready for `AdamW(groups, lr=...)`; both groups are present even if one is
     empty, so the optimizer state always has two groups.
     """
-    from numpygpt.nn import Linear
-
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     linear_weights = {

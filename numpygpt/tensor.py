@@ -19,7 +19,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import _checks, autograd, ops
-from .autograd import no_grad  # noqa: F401  (numpygpt.tensor.no_grad, as before)
 from .random import default_generator
 
 # ----------------------------------------------------------------------------- default dtype

@@ -1,6 +1,7 @@
 """`numpygpt tour`: the seed's sections in order, each computed by numpygpt.
 
-Each section is a function that prints what the seed's section shows. The
+Each section is a function, `show_<section>()`, that prints what the seed's
+section shows. The
 numbers come from numpygpt's own generator, so random values differ from the
 seed's PyTorch printouts; shapes, identities (mean 0, variance 1, rows summing
 to 1) and the shape of the experiments (vanishing gradients) are the same.
@@ -29,7 +30,8 @@ from .model import (
     count_parameters,
 )
 from .random import manual_seed
-from .tensor import no_grad, rand, randn, tensor
+from .autograd import no_grad
+from .tensor import rand, randn, tensor
 from .tokenizer import get_encoding
 
 
@@ -43,19 +45,19 @@ def seed_batch() -> np.ndarray:
     return np.stack([np.array(enc.encode(t)) for t in ("Every effort moves you", "Every day holds a")])
 
 
-def config() -> None:
+def show_config() -> None:
     print("GPT_CONFIG_124M =")
     for k, v in GPT_CONFIG_124M.items():
         print(f"    {k!r}: {v!r},")
 
 
-def tokens() -> None:
+def show_tokens() -> None:
     batch = seed_batch()
     print('tokenizer = get_encoding("gpt2"); two texts -> a (2, 4) batch of token ids:')
     print(_fmt(batch))
 
 
-def dummy() -> None:
+def show_dummy() -> None:
     manual_seed(123)
     model = DummyGPTModel(GPT_CONFIG_124M)
     logits = model(seed_batch())
@@ -64,7 +66,7 @@ def dummy() -> None:
     print(_fmt(logits.data[:, :, :3]), "... (first 3 of 50257 logits per token)")
 
 
-def layernorm() -> None:
+def show_layernorm() -> None:
     # The seed uses torch.manual_seed(123); numpygpt's generator draws other numbers, and
     # with 123 one row is all zeros after the ReLU (variance 0). Seed 0 gives two live rows.
     manual_seed(0)
@@ -85,7 +87,7 @@ def layernorm() -> None:
           _fmt(out_ln.var(dim=-1, unbiased=False).data))
 
 
-def gelu(out_dir: str = ".") -> None:
+def show_gelu(out_dir: str = ".") -> None:
     x = np.linspace(-3, 3, 100)
     y_gelu = GELU()(tensor(x)).data
     y_relu = nn.ReLU()(tensor(x)).data
@@ -116,7 +118,7 @@ def gelu(out_dir: str = ".") -> None:
     print("plot written to", path)
 
 
-def feedforward() -> None:
+def show_feedforward() -> None:
     manual_seed(123)
     ffn = FeedForward(GPT_CONFIG_124M)
     x = rand(2, 3, 768)
@@ -136,7 +138,7 @@ def shortcut_gradients(use_shortcut: bool, seed: int = 123) -> list[tuple[str, f
     return [(name, float(np.abs(p.grad).mean())) for name, p in model.named_parameters() if "weight" in name]
 
 
-def shortcut() -> None:
+def show_shortcut() -> None:
     first = {}
     for use in (False, True):
         print("with shortcut connections:" if use else "without shortcut connections:")
@@ -148,7 +150,7 @@ def shortcut() -> None:
           " without them it fades on the way back through the layers (vanishing gradients).")
 
 
-def attention() -> None:
+def show_attention() -> None:
     manual_seed(123)
     mha = MultiHeadAttention(d_in=6, d_out=4, context_length=4, dropout=0.0, num_heads=2)
     x = rand(1, 4, 6)
@@ -165,7 +167,7 @@ def attention() -> None:
     print("output shape:", out.shape)
 
 
-def block() -> None:
+def show_block() -> None:
     manual_seed(123)
     x = rand(2, 4, 768)
     blk = TransformerBlock(GPT_CONFIG_124M)
@@ -177,7 +179,7 @@ def block() -> None:
     print("Output shape:", output.shape)
 
 
-def model() -> None:
+def show_model() -> None:
     manual_seed(123)
     gpt = GPTModel(GPT_CONFIG_124M)
     gpt.eval()
@@ -190,7 +192,7 @@ def model() -> None:
     print(f"Total size of the model: {c['size_mb_float32']:.2f} MB (float32)")
 
 
-def generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: int = 123,
+def show_generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: int = 123,
              cfg: dict | None = None, run: Callable[..., np.ndarray] = generate_text_simple) -> None:
     """The seed's demo: an untrained GPT (the 124M config unless `cfg` is given)
     continues a prompt. `run(model, ids, max_new_tokens, context_size)` does the
@@ -212,17 +214,17 @@ def generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: int = 1
 
 
 SECTIONS: dict[str, tuple[str, Callable[..., None]]] = {
-    "config": ("Configuring the 124M-parameter GPT-2", config),
-    "tokens": ("Token ids for a batch of two texts", tokens),
-    "dummy": ("A dummy GPT backbone", dummy),
-    "layernorm": ("Layer normalization", layernorm),
-    "gelu": ("GELU activation", gelu),
-    "feedforward": ("Feed forward network", feedforward),
-    "shortcut": ("Shortcut connections", shortcut),
-    "attention": ("Causal multi-head attention", attention),
-    "block": ("Transformer block", block),
-    "model": ("The GPT model", model),
-    "generate": ("Generating text", generate),
+    "config": ("Configuring the 124M-parameter GPT-2", show_config),
+    "tokens": ("Token ids for a batch of two texts", show_tokens),
+    "dummy": ("A dummy GPT backbone", show_dummy),
+    "layernorm": ("Layer normalization", show_layernorm),
+    "gelu": ("GELU activation", show_gelu),
+    "feedforward": ("Feed forward network", show_feedforward),
+    "shortcut": ("Shortcut connections", show_shortcut),
+    "attention": ("Causal multi-head attention", show_attention),
+    "block": ("Transformer block", show_block),
+    "model": ("The GPT model", show_model),
+    "generate": ("Generating text", show_generate),
 }
 
 

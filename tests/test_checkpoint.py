@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 import numpygpt
 from numpygpt import functional as F
 from numpygpt import nn, optim
-from numpygpt.checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint, save_state_dict
+from numpygpt.checkpoint import load_checkpoint, save_checkpoint
+from numpygpt.files import load_state_dict_file, save_state_dict
 from numpygpt.model import GPTModel
 
 TINY = {"vocab_size": 32, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 2,

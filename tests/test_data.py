@@ -55,11 +55,11 @@ def test_dataset_items_are_copies_and_index_errors():
 
 
 def test_dataset_errors():
-    with pytest.raises(ValueError, match="max_length must be positive"):
+    with pytest.raises(ValueError, match="max_length must be a positive integer"):
         GPTDataset([1, 2, 3], 0, 1)
-    with pytest.raises(ValueError, match="stride must be positive"):
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
         GPTDataset([1, 2, 3], 2, -1)
-    with pytest.raises(TypeError, match="max_length must be an integer"):
+    with pytest.raises(TypeError, match="max_length must be a positive integer"):
         GPTDataset([1, 2, 3], 2.0, 1)
     with pytest.raises(TypeError, match="integers"):
         GPTDataset([1.5, 2.0, 3.0], 2, 1)
@@ -180,7 +180,7 @@ def test_state_between_epochs_and_with_evaluation_iterations():
 
 def test_loader_errors():
     ds = GPTDataset(np.arange(21), max_length=2, stride=2)
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         DataLoader(ds, 0)
     with pytest.raises(TypeError, match="len"):
         DataLoader(42, 2)
@@ -220,7 +220,7 @@ def test_create_dataloader_errors():
     with pytest.raises(ValueError, match="drop_last=True leaves no batch"):
         create_dataloader(list(range(20)), batch_size=8, max_length=4, stride=4)
     assert len(create_dataloader(list(range(20)), batch_size=8, max_length=4, stride=4, drop_last=False)) == 1
-    with pytest.raises(ValueError, match="stride must be positive"):
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
         create_dataloader(list(range(20)), max_length=4, stride=0)
     with pytest.raises(ValueError, match="num_workers"):
         create_dataloader(list(range(20)), max_length=4, num_workers=2)

@@ -1,4 +1,4 @@
-"""Hugging Face GPT-2 import and export (numpygpt.checkpoint), checked against transformers.
+"""Hugging Face GPT-2 import and export (numpygpt.hf), checked against transformers.
 
 A tiny random `GPT2LMHeadModel` saved by transformers loads into numpygpt with
 the same logits, and numpygpt's `save_pretrained` output loads back into
@@ -25,14 +25,7 @@ transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
 import numpygpt  # noqa: E402
-from numpygpt.checkpoint import (  # noqa: E402
-    cfg_to_hf_config,
-    hf_config_to_cfg,
-    hf_to_state_dict,
-    load_pretrained,
-    save_pretrained,
-    state_dict_to_hf,
-)
+from numpygpt.hf import cfg_to_hf_config, hf_config_to_cfg, hf_to_state_dict, state_dict_to_hf  # noqa: E402
 from numpygpt.model import GPTModel  # noqa: E402
 
 transformers.logging.set_verbosity_error()
@@ -84,7 +77,7 @@ def tied_dir(tmp_path_factory):
 def test_load_pretrained_matches_transformers(tied_dir):
     hf, path = tied_dir
     assert (path / "model.safetensors").is_file() and not (path / "pytorch_model.bin").exists()
-    model = load_pretrained(path)
+    model = GPTModel.from_pretrained(path)
     assert isinstance(model, GPTModel) and not model.training
     assert model.cfg["tie_embeddings"] and model.out_head.weight is model.tok_emb.weight
     assert model.tok_emb.weight.dtype == np.float32
@@ -118,17 +111,17 @@ def test_gptmodel_methods_round_trip(tied_dir, tmp_path):
 def test_load_pretrained_keeps_float64(tmp_path):
     hf = hf_model(torch.float64)
     hf.save_pretrained(tmp_path)
-    model = load_pretrained(tmp_path)
+    model = GPTModel.from_pretrained(tmp_path)
     assert model.tok_emb.weight.dtype == np.float64
     x = ids()
     assert rel_err(our_logits(model, x), hf_logits(hf, x)) < 1e-12
-    assert load_pretrained(tmp_path, dtype=np.float32).tok_emb.weight.dtype == np.float32
+    assert GPTModel.from_pretrained(tmp_path, dtype=np.float32).tok_emb.weight.dtype == np.float32
 
 
 def test_load_pretrained_widens_bfloat16(tmp_path):
     hf = hf_model(torch.bfloat16)
     hf.save_pretrained(tmp_path)
-    model = load_pretrained(tmp_path)
+    model = GPTModel.from_pretrained(tmp_path)
     assert model.tok_emb.weight.dtype == np.float32
     x = ids()
     assert rel_err(our_logits(model, x), hf_logits(hf.float(), x)) < 1e-5   # bf16 -> f32 is exact
@@ -137,7 +130,7 @@ def test_load_pretrained_widens_bfloat16(tmp_path):
 def test_load_pretrained_untied(tmp_path):
     hf = hf_model(tie_word_embeddings=False)
     hf.save_pretrained(tmp_path)
-    model = load_pretrained(tmp_path)
+    model = GPTModel.from_pretrained(tmp_path)
     assert not model.cfg["tie_embeddings"] and model.out_head.weight is not model.tok_emb.weight
     x = ids()
     assert rel_err(our_logits(model, x), hf_logits(hf, x)) < 1e-5
@@ -150,12 +143,12 @@ def test_sharded_checkpoint(tmp_path):
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 1
     x = ids()
-    assert rel_err(our_logits(load_pretrained(tmp_path), x), hf_logits(hf, x)) < 1e-5
+    assert rel_err(our_logits(GPTModel.from_pretrained(tmp_path), x), hf_logits(hf, x)) < 1e-5
 
     shard = sorted(set(index["weight_map"].values()))[0]
     (tmp_path / shard).unlink()
     with pytest.raises(FileNotFoundError, match=shard):
-        load_pretrained(tmp_path)
+        GPTModel.from_pretrained(tmp_path)
 
 
 # ----------------------------------------------------------------------------- numpygpt -> transformers
@@ -172,7 +165,7 @@ def from_pretrained(path):
 def test_save_pretrained_loads_in_transformers(tmp_path, tie, qkv_bias):
     numpygpt.manual_seed(0)
     model = GPTModel({**OURS_TINY, "tie_embeddings": tie, "qkv_bias": qkv_bias}).eval()
-    save_pretrained(model, tmp_path / "out")
+    model.save_pretrained(tmp_path / "out")
     assert sorted(os.listdir(tmp_path / "out")) == ["config.json", "model.safetensors"]
     with safetensors.safe_open(tmp_path / "out" / "model.safetensors", "np") as f:
         assert f.metadata() == {"format": "pt"}
@@ -190,18 +183,18 @@ def test_save_pretrained_float64_and_reload(tmp_path):
     numpygpt.set_default_dtype(np.float64)
     numpygpt.manual_seed(1)
     model = GPTModel({**OURS_TINY, "tie_embeddings": True}).eval()
-    save_pretrained(model, tmp_path)
+    model.save_pretrained(tmp_path)
     hf = from_pretrained(tmp_path)
     x = ids()
     assert rel_err(hf_logits(hf.double(), x), our_logits(model, x)) < 1e-12
-    again = load_pretrained(tmp_path)
+    again = GPTModel.from_pretrained(tmp_path)
     assert again.tok_emb.weight.dtype == np.float64
     np.testing.assert_array_equal(our_logits(again, x), our_logits(model, x))
 
 
 def test_transformers_round_trip_through_numpygpt(tied_dir, tmp_path):
     hf, path = tied_dir
-    save_pretrained(load_pretrained(path), tmp_path)
+    GPTModel.from_pretrained(path).save_pretrained(tmp_path)
     again = from_pretrained(tmp_path)
     for (k, a), (k2, b) in zip(hf.state_dict().items(), again.state_dict().items()):
         assert k == k2
@@ -211,7 +204,7 @@ def test_transformers_round_trip_through_numpygpt(tied_dir, tmp_path):
 def test_config_json_is_a_gpt2_config(tmp_path):
     numpygpt.manual_seed(0)
     cfg = {**OURS_TINY, "drop_rate": 0.1, "ln_eps": 1e-6, "tie_embeddings": False}
-    save_pretrained(GPTModel(cfg), tmp_path)
+    GPTModel(cfg).save_pretrained(tmp_path)
     raw = json.loads((tmp_path / "config.json").read_text())
     assert raw["model_type"] == "gpt2" and raw["architectures"] == ["GPT2LMHeadModel"]
     config = transformers.GPT2Config.from_pretrained(tmp_path)
@@ -336,15 +329,15 @@ def test_converter_errors_name_the_keys(tied_dir):
 
 def test_missing_directory_and_config(tmp_path, tied_dir):
     with pytest.raises(FileNotFoundError, match="no such model directory"):
-        load_pretrained(tmp_path / "nowhere")
+        GPTModel.from_pretrained(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
-        load_pretrained(tmp_path / "empty")
+        GPTModel.from_pretrained(tmp_path / "empty")
     (tmp_path / "empty" / "config.json").write_text(json.dumps(transformers.GPT2Config(**HF_TINY).to_dict()))
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        load_pretrained(tmp_path / "empty")
+        GPTModel.from_pretrained(tmp_path / "empty")
     with pytest.raises(NotADirectoryError):
-        load_pretrained(tied_dir[1] / "model.safetensors")
+        GPTModel.from_pretrained(tied_dir[1] / "model.safetensors")
 
 
 def test_pytorch_bin_only_directory_is_refused(tmp_path, tied_dir, monkeypatch):
@@ -358,7 +351,7 @@ def test_pytorch_bin_only_directory_is_refused(tmp_path, tied_dir, monkeypatch):
     for name in ("load", "loads", "Unpickler"):
         monkeypatch.setattr(pickle, name, refuse)
     with pytest.raises(ValueError, match=r"pytorch_model\.bin.*pickle.*safetensors"):
-        load_pretrained(tmp_path)
+        GPTModel.from_pretrained(tmp_path)
 
 
 def test_other_model_types_are_refused(tmp_path, tied_dir):
@@ -367,10 +360,10 @@ def test_other_model_types_are_refused(tmp_path, tied_dir):
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
     (tmp_path / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes())
     with pytest.raises(ValueError, match="model_type 'llama'"):
-        load_pretrained(tmp_path)
+        GPTModel.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        load_pretrained(tmp_path)
+        GPTModel.from_pretrained(tmp_path)
 
 
 def test_corrupt_weights_name_the_file(tmp_path, tied_dir):
@@ -379,7 +372,7 @@ def test_corrupt_weights_name_the_file(tmp_path, tied_dir):
     data = (good / "model.safetensors").read_bytes()
     (tmp_path / "model.safetensors").write_bytes(data[: len(data) - 10])
     with pytest.raises(ValueError, match="model.safetensors is truncated or corrupt"):
-        load_pretrained(tmp_path)
+        GPTModel.from_pretrained(tmp_path)
 
 
 # ----------------------------------------------------------------------------- OpenAI's 124M weights
@@ -392,7 +385,7 @@ def test_real_gpt2_greedy_continuation():
     from numpygpt.generate import generate_text_simple
     from numpygpt.tokenizer import text_to_token_ids, token_ids_to_text
 
-    model = load_pretrained(Path(directory))
+    model = GPTModel.from_pretrained(Path(directory))
     assert model.num_parameters() == 124_439_808
     prompt = "Alan Turing theorized that computers would one day become"
     idx = text_to_token_ids(prompt)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import numpygpt
-from numpygpt.checkpoint import load_checkpoint, load_state_dict_file
+from numpygpt.checkpoint import load_checkpoint
+from numpygpt.files import load_state_dict_file
 from numpygpt.model import GPTModel
 from numpygpt.optim import AdamW
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import numpygpt
+from numpygpt import recipe as R
 from numpygpt import train as T
 from numpygpt.checkpoint import load_checkpoint
 from numpygpt.cli import main
@@ -39,7 +40,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def zen() -> str:
-    return T.default_text()
+    return R.default_text()
 
 
 class Run:
@@ -51,7 +52,7 @@ class Run:
         numpygpt.manual_seed(build_seed)
         self.model = GPTModel(cfg)
         self.optimizer = AdamW(param_groups_for_weight_decay(self.model, 0.1), lr=lr)
-        self.train_loader, self.val_loader = T.create_train_val_loaders(
+        self.train_loader, self.val_loader = R.create_train_val_loaders(
             text, tokenizer, batch_size, cfg["context_length"], stride, seed=loader_seed)
         self.scheduler = CosineWithWarmup(self.optimizer, 3, 40, min_lr=lr / 10) if scheduler else None
         self.tokenizer = tokenizer
@@ -160,29 +161,29 @@ def test_generate_and_print_sample(zen: str, tokenizer: Any, capsys: pytest.Capt
 
 
 def test_default_text_is_the_zen_of_python(capsys: pytest.CaptureFixture[str]) -> None:
-    text = T.default_text()
+    text = R.default_text()
     assert text.startswith("The Zen of Python, by Tim Peters\n\nBeautiful is better than ugly.")
     assert "Namespaces are one honking great idea" in text
     assert capsys.readouterr().out == ""
 
 
 def test_train_settings() -> None:
-    s = T.train_settings()
+    s = R.train_settings()
     assert s["config"] == "tiny" and s["model"]["vocab_size"] == V
     assert s["model"]["context_length"] == s["context_length"]
-    s = T.train_settings("gpt2-small", context_length=64)
+    s = R.train_settings("gpt2-small", context_length=64)
     assert s["model"]["emb_dim"] == 768 and s["model"]["context_length"] == 64 and s["stride"] == 64
     with pytest.raises(ValueError, match="unknown training config"):
-        T.train_settings("gpt5")
+        R.train_settings("gpt5")
     with pytest.raises(ValueError, match="batch_size"):
-        T.train_settings(batch_size=0)
+        R.train_settings(batch_size=0)
 
 
 def test_loaders_too_short(tokenizer: Any) -> None:
     with pytest.raises(ValueError, match=r"too short.*needs 17"):
-        T.create_train_val_loaders("short text " * 5, tokenizer, 2, 8, 8)
+        R.create_train_val_loaders("short text " * 5, tokenizer, 2, 8, 8)
     with pytest.raises(ValueError, match="empty"):
-        T.create_train_val_loaders("  \n", tokenizer, 2, 8, 8)
+        R.create_train_val_loaders("  \n", tokenizer, 2, 8, 8)
 
 
 # ----------------------------------------------------------------------------- checkpoints and exact resume

@@ -1,0 +1,258 @@
+"""Files on disk: atomic writes, safetensors files, JSON files and plain state_dict files.
+
+Every array file numpygpt writes is a safetensors file: a little-endian
+header length, a JSON header naming each array's dtype, shape and byte range,
+then the raw bytes. Reading one reads numbers and text and never runs code
+(numpygpt never uses pickle). `checkpoint.py` (training checkpoints) and
+`hf.py` (Hugging Face directories) build on the helpers here.
+
+| function | does |
+|---|---|
+| `atomic_write` | writes a file under a temporary name, fsyncs it, renames it over the target |
+| `write_safetensors`, `read_safetensors` | name -> array and text metadata, with clear errors |
+| `write_json`, `read_json` | a JSON file, written atomically / read with clear errors |
+| `save_state_dict`, `load_state_dict_file` | a plain name -> array dict (any safetensors reader opens it) |
+
+Writes are atomic: the file is written under a temporary name in the target's
+directory, flushed to disk with `os.fsync`, and only then renamed over the
+target (`os.replace`), so a write that fails or is killed midway leaves the
+previous file as it was. The new file keeps the old one's permissions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import struct
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy
+from safetensors import SafetensorError, safe_open
+
+from .tensor import Tensor
+
+__all__ = [
+    "PathLike",
+    "atomic_write",
+    "write_safetensors",
+    "read_safetensors",
+    "write_json",
+    "read_json",
+    "corrupt_file_error",
+    "as_array",
+    "stored_dtype",
+    "save_state_dict",
+    "load_state_dict_file",
+]
+
+PathLike = str | os.PathLike
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def _new_file_mode(path: str) -> int:
+    """Permissions for the file about to replace `path`: the old file's, or the umask's default."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
+    """Call `write(tmp)` to write a temporary file next to `path`, fsync it, rename it onto `path`.
+
+    If `write` raises (or the process dies), `path` is untouched; the temporary
+    file is removed when an exception passes through here.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path}: the directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a directory")
+    mode = _new_file_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            f.flush()
+            os.fsync(f.fileno())       # the bytes are on disk before the rename makes them visible
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)          # atomic on POSIX and Windows
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename in `directory` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_safetensors(path: PathLike, arrays: Mapping[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Atomically write `arrays` and text `metadata` (safetensors stores the raw bytes, so C order)."""
+    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    atomic_write(path, lambda tmp: safetensors.numpy.save_file(arrays, tmp, metadata=metadata))
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    """Atomically write `obj` as indented JSON (a temporary file, fsynced, then renamed)."""
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    atomic_write(path, write)
+
+
+# ----------------------------------------------------------------------------- reading files
+
+
+def corrupt_file_error(path: PathLike, why: str) -> ValueError:
+    """The error for a file that cannot be what it claims: "<path> is truncated or corrupt: <why>"."""
+    return ValueError(f"{os.fspath(path)} is truncated or corrupt: {why}")
+
+
+def _check_file(path: PathLike, what: str) -> str:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} {path} is a directory, not a file")
+    return path
+
+
+def read_json(path: PathLike, what: str) -> Any:
+    """The contents of a JSON file; FileNotFoundError naming `what`, ValueError for text that is not JSON."""
+    path = Path(os.fspath(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
+def _read_bfloat16(path: str, name: str) -> np.ndarray:
+    """A bfloat16 tensor (which NumPy lacks) widened to float32, read from the raw bytes.
+
+    bfloat16 is the upper half of a float32, so shifting the 16 bits up by 16 is exact.
+    """
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        entry = json.loads(f.read(header_len))[name]
+        begin, end = entry["data_offsets"]
+        f.seek(8 + header_len + begin)
+        raw = f.read(end - begin)
+    bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+    return bits.view(np.float32).reshape(entry["shape"])
+
+
+def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str], OrderedDict[str, np.ndarray]]:
+    """(metadata, name -> array) from a safetensors file, or a clear error.
+
+    A missing file is FileNotFoundError; a file safetensors cannot parse
+    (truncated, garbage, a broken header) is ValueError naming the path.
+    The arrays are writable copies (nothing stays mapped). bfloat16 becomes float32.
+    """
+    path = _check_file(path, what)
+    arrays: OrderedDict[str, np.ndarray] = OrderedDict()
+    try:
+        with safe_open(path, framework="np") as f:
+            metadata = dict(f.metadata() or {})
+            for name in f.keys():
+                dtype = f.get_slice(name).get_dtype()
+                if dtype == "BF16":
+                    arrays[name] = _read_bfloat16(path, name)
+                    continue
+                try:
+                    array = f.get_tensor(name)
+                except TypeError as e:  # a dtype NumPy does not have (float8, ...)
+                    raise ValueError(f"{path}: tensor {name!r} has dtype {dtype}, which numpygpt cannot read") from e
+                arrays[name] = array if array.flags.writeable else array.copy()
+    except SafetensorError as e:  # a header too short, too long or not JSON; byte ranges not covering the file
+        raise corrupt_file_error(path, f"not a readable safetensors file ({e})") from None
+    return metadata, arrays
+
+
+# ----------------------------------------------------------------------------- arrays in files
+
+
+def as_array(value: Any, key: str) -> np.ndarray:
+    """An ndarray from an ndarray, a numpygpt Tensor, or anything `np.asarray` takes (a CPU torch tensor)."""
+    data = value.data if isinstance(value, Tensor) else value
+    array = np.asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{key}: expected a numeric array, got dtype {array.dtype}")
+    return array
+
+
+def stored_dtype(arrays: Mapping[str, np.ndarray]) -> np.dtype:
+    """The dtype to build a model in for stored weights: float64 if every floating array is
+    float64, else float32 (numpygpt's two dtypes; float16 and bfloat16 are widened)."""
+    kinds = {a.dtype for a in arrays.values() if a.dtype.kind == "f"}
+    return np.dtype(np.float64) if kinds == {np.dtype(np.float64)} else np.dtype(np.float32)
+
+
+# ----------------------------------------------------------------------------- plain state dicts
+
+
+def save_state_dict(path: PathLike, state_dict: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> None:
+    """Write a name -> array dict to one safetensors file, atomically.
+
+    Values may be ndarrays, Tensors or CPU torch tensors; `metadata` is an
+    optional str -> str dict stored in the header. Each name gets its own copy
+    of the bytes (a tied weight is written twice), so any safetensors reader,
+    e.g. `safetensors.torch.load_file`, loads the file as it is.
+    Like `safetensors.numpy.save_file`, but atomic and checked.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
+    metadata = dict(metadata or {})
+    bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"metadata must map str to str; offending key(s): {', '.join(map(repr, bad))}")
+    arrays: dict[str, np.ndarray] = {}
+    seen: set[int] = set()
+    for key, value in state_dict.items():
+        if not isinstance(key, str):
+            raise TypeError(f"state_dict keys must be strings, got {key!r}")
+        array = as_array(value, key)
+        if id(array) in seen or not array.flags.c_contiguous:
+            array = np.array(array, order="C", copy=True)
+        seen.add(id(array))
+        arrays[key] = array
+    write_safetensors(path, arrays, metadata)
+
+
+def load_state_dict_file(path: PathLike, with_metadata: bool = False) -> Any:
+    """Read a safetensors file into an OrderedDict name -> ndarray (dtypes as stored).
+
+    With `with_metadata=True`, returns `(state_dict, metadata)`. A missing file
+    raises FileNotFoundError; a truncated or corrupt one ValueError naming it.
+    Reads files from `save_state_dict`, `safetensors.*.save_file` and Hugging Face.
+    """
+    metadata, arrays = read_safetensors(path, "state dict file")
+    return (arrays, metadata) if with_metadata else arrays
