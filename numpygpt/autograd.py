@@ -26,9 +26,9 @@ Gradients may come back in the broadcast shape of the output: `unbroadcast`,
 applied here where they are accumulated, is the only place broadcasting is
 undone, so no op has to do it itself.
 
-The module and `tensor.py` import each other, the one import cycle of the
-package: a `Tensor`'s methods apply `Function`s, and `Function.apply` returns
-Tensors.
+This module, `tensor.py` and `ops.py` import each other, the one import
+cycle of the package: a Tensor's methods apply the `Function`s of ops.py, and
+`Function.apply` returns Tensors.
 """
 
 from __future__ import annotations

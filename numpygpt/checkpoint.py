@@ -37,7 +37,7 @@ from . import _checks
 from . import random as _random
 from .config import validate_config
 from .files import PathLike, as_array, corrupt_file_error, read_safetensors, stored_dtype, write_safetensors
-from .model import GPTModel, build_model
+from .model import build_model
 from .nn import Module
 
 if TYPE_CHECKING:

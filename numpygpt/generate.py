@@ -23,8 +23,8 @@ import numpy as np
 
 from . import _checks
 from . import functional as F
-from .random import default_generator
 from .autograd import no_grad
+from .random import default_generator
 from .tensor import Tensor
 
 

@@ -24,9 +24,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import _checks, hf
+from . import _checks, hf, nn
 from . import functional as F
-from . import nn
 from .config import (  # noqa: F401  (the config names are part of numpygpt.model too)
     GPT2_PRESETS,
     GPT_CONFIG_124M,

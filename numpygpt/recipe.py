@@ -60,7 +60,7 @@ def default_text() -> str:
 
 # What `numpygpt train --config NAME` starts from; every entry can be overridden
 # on the command line. "tiny" is the default: a 2-block GPT with GPT-2's 50,257-token
-# vocabulary that learns the Zen of Python by heart (200 steps: about 15 seconds on
+# vocabulary that learns the Zen of Python by heart (200 steps: under a minute on
 # two idle cores) and then recites it from "Beautiful is". Its cost is the vocabulary:
 # the embedding, the output head and the softmax over 50,257 logits per position
 # dwarf the two blocks, so it stays narrow (emb_dim 64) and short (16 tokens; the

@@ -16,13 +16,14 @@ import numpy as np
 
 from . import functional as F
 from . import nn
+from .autograd import no_grad
 from .generate import generate_text_simple
 from .model import (
+    GELU,
     GPT_CONFIG_124M,
     DummyGPTModel,
     ExampleDeepNeuralNetwork,
     FeedForward,
-    GELU,
     GPTModel,
     LayerNorm,
     MultiHeadAttention,
@@ -30,7 +31,6 @@ from .model import (
     count_parameters,
 )
 from .random import manual_seed
-from .autograd import no_grad
 from .tensor import rand, randn, tensor
 from .tokenizer import get_encoding
 

@@ -61,11 +61,11 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from . import functional as F
+from .autograd import no_grad
 from .checkpoint import load_checkpoint, save_checkpoint
 from .generate import generate
 from .optim import clip_grad_norm_
 from .random import get_rng_state, set_rng_state
-from .autograd import no_grad
 from .tensor import Tensor
 from .tokenizer import text_to_token_ids, token_ids_to_text
 
