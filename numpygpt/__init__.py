@@ -15,7 +15,7 @@ The README's architecture table lists every module.
 from . import functional, nn, ops
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
 from .gradcheck import GradcheckError, gradcheck
-from .random import get_rng_state, manual_seed, set_rng_state
+from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from .tensor import (
     Tensor,
     arange,
@@ -25,7 +25,9 @@ from .tensor import (
     matmul,
     ones,
     rand,
+    randint,
     randn,
+    randperm,
     set_default_dtype,
     stack,
     tensor,
@@ -33,11 +35,11 @@ from .tensor import (
     zeros,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "Context", "Function", "GradcheckError", "Tensor", "arange", "cat", "enable_grad", "full", "functional",
-    "get_default_dtype", "get_rng_state", "gradcheck", "is_grad_enabled", "manual_seed", "matmul", "nn",
-    "no_grad", "ones", "ops", "rand", "randn", "set_default_dtype", "set_rng_state", "stack", "tensor",
+    "Context", "Function", "Generator", "GradcheckError", "Tensor", "arange", "cat", "default_generator", "enable_grad", "full", "functional",
+    "get_default_dtype", "get_rng_state", "gradcheck", "initial_seed", "is_grad_enabled", "manual_seed", "matmul", "nn",
+    "no_grad", "ones", "ops", "rand", "randint", "randn", "randperm", "set_default_dtype", "set_rng_state", "stack", "tensor",
     "unbroadcast", "where", "zeros",
 ]

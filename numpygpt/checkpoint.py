@@ -330,9 +330,8 @@ def load_checkpoint(
     rng_state = contents["rng_state"]
     if restore_rng:
         try:
-            probe = type(_random.default_generator().bit_generator)()
-            probe.state = rng_state
-        except (TypeError, ValueError, KeyError) as e:
+            _random.Generator().set_state(rng_state)
+        except ValueError as e:
             raise corrupt_file_error(path, f"the stored generator state is invalid ({e})") from None
 
     previous = OrderedDict(model.state_dict())

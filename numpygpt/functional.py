@@ -6,7 +6,8 @@ derived by hand and commented term by term: `cross_entropy`, `layer_norm`,
 Tensor methods too, so their `Function`s live with the other Tensor ops in
 ops.py. Each fused op has a twin composed from primitive ops in the tests,
 checked against it and against finite differences. `relu` and `mse_loss` are
-built from primitives.
+built from primitives. `erf` and `erfc` (on NumPy arrays, which have none)
+serve the exact GELU.
 
 Shape legend: N rows, V classes, C features.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from . import _checks, ops
 from .autograd import Context, Function
-from .random import default_generator
+from .random import dropout_keep_mask
 from .tensor import Tensor
 
 # ----------------------------------------------------------------------------- softmax family
@@ -166,12 +167,134 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
     return LayerNorm.apply(input, weight, bias, axes=axes, eps=eps)
 
 
+# ----------------------------------------------------------------------------- the error function
+
+# W. J. Cody, "Rational Chebyshev approximations for the error function" (Math. Comp., 1969),
+# in its three intervals of |x|; each tuple is a polynomial's coefficients, highest power first.
+_ERF_SMALL = 0.46875
+# |x| ≤ 0.46875:      erf(x) = x · A(x²) / B(x²)
+_ERF_A = (1.85777706184603153e-1, 3.16112374387056560e00, 1.13864154151050156e02,
+          3.77485237685302021e02, 3.20937758913846947e03)
+_ERF_B = (1.0, 2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+# 0.46875 < y ≤ 4:    erfc(y) = exp(-y²) · C(y) / D(y)
+_ERFC_C = (2.15311535474403846e-8, 5.64188496988670089e-1, 8.88314979438837594e00,
+           6.61191906371416295e01, 2.98635138197400131e02, 8.81952221241769090e02,
+           1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03)
+_ERFC_D = (1.0, 1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+           1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+           3.43936767414372164e03, 1.23033935480374942e03)
+# y > 4, z = 1/y²:    erfc(y) = exp(-y²) / y · (1/√π - z · P(z) / Q(z))
+_ERFC_P = (1.63153871373020978e-2, 3.05326634961232344e-1, 3.60344899949804439e-1,
+           1.25781726111229246e-1, 1.60837851487422766e-2, 6.58749161529837803e-4)
+_ERFC_Q = (1.0, 2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+           6.05183413124413191e-2, 2.33520497626869185e-3)
+_INV_SQRT_PI = 1 / math.sqrt(math.pi)
+
+
+def _ratio(t: np.ndarray, num: tuple[float, ...], den: tuple[float, ...]) -> np.ndarray:
+    """num(t) / den(t), both by Horner's rule (in place: no temporary per coefficient).
+    Each den starts with 1, so q starts as t + den[1]."""
+    p, q = t * num[0], t + den[1]
+    p += num[1]
+    for c in num[2:]:
+        p *= t
+        p += c
+    for c in den[2:]:
+        q *= t
+        q += c
+    p /= q
+    return p
+
+
+def _split(y: np.ndarray, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of y ≤ bound and of the rest (nan included). Integer indices gather
+    and scatter several times faster than a boolean mask does."""
+    inside = y <= bound
+    return np.flatnonzero(inside), np.flatnonzero(~inside)
+
+
+def _erfc_positive(y: np.ndarray) -> np.ndarray:
+    """erfc(y) for y > 0.46875 (float64), the two outer intervals of Cody's approximation."""
+    y = np.minimum(y, 30.0)                        # erfc(30) underflows to 0; inf gives 0, nan stays nan
+    scaled = np.empty_like(y)                      # exp(y²) · erfc(y)
+    mid, far = _split(y, 4.0)
+    scaled[mid] = _ratio(y[mid], _ERFC_C, _ERFC_D)
+    yf = y[far]
+    z = 1 / (yf * yf)
+    scaled[far] = (_INV_SQRT_PI - z * _ratio(z, _ERFC_P, _ERFC_Q)) / yf
+    # exp(-y²) as exp(-r²) · exp(-(y - r)(y + r)), r = y rounded down to a 16th: r² is exact,
+    # so the rounding error of y² (which exp would magnify by y²) never arises
+    r = np.floor(y * 16) / 16
+    return np.exp(-r * r) * np.exp(-(y - r) * (y + r)) * scaled
+
+
+def _as_float64(x: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """x flattened as float64, |x|, and the dtype to return (a float input keeps its own)."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    flat = x.astype(np.float64, copy=False).reshape(-1)
+    return flat, np.abs(flat), dtype
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf(x) = 2/√π ∫₀ˣ exp(-t²) dt, elementwise on a NumPy array (not a Tensor op).
+
+    Cody's rational Chebyshev approximations, evaluated in float64 (within a few
+    ulp of the exact value); a float32 input comes back as float32.
+    """
+    flat, y, dtype = _as_float64(x)
+    out = np.empty_like(flat)
+    small, rest = _split(y, _ERF_SMALL)
+    xs = flat[small]
+    out[small] = xs * _ratio(xs * xs, _ERF_A, _ERF_B)
+    out[rest] = np.copysign(1 - _erfc_positive(y[rest]), flat[rest])
+    return out.reshape(np.shape(x)).astype(dtype, copy=False)
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    """erfc(x) = 1 - erf(x), computed without that subtraction, so that tiny values
+    (erfc(10) ≈ 2e-45) keep all their digits."""
+    flat, y, dtype = _as_float64(x)
+    out = np.empty_like(flat)
+    small, rest = _split(y, _ERF_SMALL)
+    xs = flat[small]
+    out[small] = 1 - xs * _ratio(xs * xs, _ERF_A, _ERF_B)
+    tail = _erfc_positive(y[rest])
+    out[rest] = np.where(flat[rest] < 0, 2 - tail, tail)        # erfc(-y) = 2 - erfc(y)
+    return out.reshape(np.shape(x)).astype(dtype, copy=False)
+
+
 # ----------------------------------------------------------------------------- activations
 
 _GELU_C = math.sqrt(2 / math.pi)  # a Python float, so float32 stays float32
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 class GELU(Function):
+    """GELU, exact form (PyTorch's default): y = x Φ(x), with Φ the standard normal CDF,
+    Φ(x) = ½ (1 + erf(x/√2)) = ½ erfc(-x/√2)  (erfc keeps the left tail's digits).
+
+    backward, with φ(x) = Φ'(x) = exp(-x²/2) / √(2π) the normal density:
+      d/dx [x Φ(x)] = Φ(x)        (from the first x)
+                    + x φ(x)      (through Φ)
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        cdf = (0.5 * erfc(x.astype(np.float64) * -_SQRT_HALF)).astype(x.dtype)  # Φ(x)
+        ctx.save_for_backward(x, cdf)
+        return x * cdf
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        x, cdf = ctx.saved_tensors
+        pdf = np.exp(-0.5 * x * x) * _INV_SQRT_2PI                    # φ(x)
+        return g * (cdf + x * pdf)                                     # Φ(x) + x φ(x)
+
+
+class GELUTanh(Function):
     """GELU, tanh form: y = ½ x (1 + tanh u),  u = √(2/π) (x + 0.044715 x³).
 
     backward, with t = tanh u:
@@ -193,12 +316,14 @@ class GELU(Function):
         return g * dydx
 
 
-def gelu(input: Tensor, approximate: str = "tanh") -> Tensor:
-    """GELU in its tanh form (GPT-2's). PyTorch's default is the exact erf form;
-    only `approximate='tanh'` is offered here."""
-    if approximate != "tanh":
-        raise ValueError(f"gelu: only approximate='tanh' (GPT-2's form) is implemented, got {approximate!r}")
-    return GELU.apply(input)
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """GELU, as PyTorch: approximate='none' (the default) is the exact x Φ(x);
+    'tanh' is ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))), GPT-2's form."""
+    if approximate == "none":
+        return GELU.apply(input)
+    if approximate == "tanh":
+        return GELUTanh.apply(input)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
 def relu(input: Tensor) -> Tensor:
@@ -211,8 +336,7 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, p: float) -> np.ndarray:
-        keep = default_generator().random(x.shape, dtype=np.float32) >= p
-        mask = keep.astype(x.dtype)
+        mask = dropout_keep_mask(x.shape, p).astype(x.dtype)      # PyTorch's bernoulli_(1 - p)
         mask *= 1 / (1 - p)
         ctx.save_for_backward(mask)
         return x * mask
@@ -225,7 +349,8 @@ class Dropout(Function):
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (in training only).
-    The mask comes from numpygpt's generator (`manual_seed`), not PyTorch's."""
+    The mask is PyTorch's for the same seed (`numpygpt.random.set_dropout_stream` chooses
+    between PyTorch 2's stream and the one older x86 releases used)."""
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: probability must be in [0, 1], got {p}")
     if not training or p == 0:

@@ -24,7 +24,7 @@ import numpy as np
 from . import _checks
 from . import functional as F
 from .autograd import no_grad
-from .random import default_generator
+from .random import Generator, default_generator
 from .tensor import Tensor
 
 
@@ -91,15 +91,15 @@ def _filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) -
 
 
 def _next_token(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None,
-                rng: np.random.Generator) -> np.ndarray:
-    """Pick one id per row from last-position logits (B, V): greedy when temperature is 0."""
+                generator: Generator) -> np.ndarray:
+    """Pick one id per row from last-position logits (B, V): greedy when temperature is 0,
+    else as the book does, `torch.multinomial(torch.softmax(logits / T, dim=-1), 1)`."""
     if temperature == 0:
         return np.argmax(logits, axis=-1)                                     # (B,)
-    logits = _filter_logits(logits.astype(np.float64) / temperature, top_k, top_p)
-    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))               # (B, V)
-    cdf = np.cumsum(probs, axis=-1)
-    u = rng.random(len(cdf))[:, None] * cdf[:, -1:]                           # (B, 1) uniform in [0, total)
-    return np.minimum((cdf <= u).sum(axis=-1), logits.shape[-1] - 1)          # (B,) inverse CDF
+    logits = _filter_logits(logits / logits.dtype.type(temperature), top_k, top_p)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))               # (B, V) softmax
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return generator.multinomial(probs, num_samples=1)[:, 0]                  # (B,)
 
 
 def generate_stream(model: Any, idx: Any, max_new_tokens: int, context_size: int, temperature: float = 0.0,
@@ -111,7 +111,7 @@ def generate_stream(model: Any, idx: Any, max_new_tokens: int, context_size: int
     _check_counts(model, max_new_tokens, context_size)
     check_sampling(temperature, top_k, top_p)
     ids = _as_ids(idx)
-    rng = np.random.default_rng(seed) if seed is not None else default_generator()
+    generator = Generator().manual_seed(seed) if seed is not None else default_generator
     cache_ok = use_cache and hasattr(model, "new_kv_cache")
     cache = model.new_kv_cache(context_size) if cache_ok else None
     finished = np.zeros(len(ids), dtype=bool)
@@ -123,7 +123,7 @@ def generate_stream(model: Any, idx: Any, max_new_tokens: int, context_size: int
             else:
                 cache = None                                       # past the context: recompute the window
                 logits = model(ids[:, -context_size:])             # (B, T, V)
-            idx_next = _next_token(logits.data[:, -1, :], temperature, top_k, top_p, rng)  # (B,)
+            idx_next = _next_token(logits.data[:, -1, :], temperature, top_k, top_p, generator)  # (B,)
             if eos_id is not None:
                 idx_next = np.where(finished, eos_id, idx_next)
                 finished |= idx_next == eos_id

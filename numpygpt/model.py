@@ -67,7 +67,7 @@ class GELU(nn.Module):
     """The seed's GELU, tanh form: 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x)
+        return F.gelu(x, approximate="tanh")
 
 
 class FeedForward(nn.Module):
@@ -443,7 +443,9 @@ class DummyGPTModel(nn.Module):
 class ExampleDeepNeuralNetwork(nn.Module):
     """The seed's five-layer network for the shortcut experiment: each layer is
     Linear + GELU; with `use_shortcut` a layer's input is added to its output
-    whenever the shapes match, so gradients have a path that skips the layer."""
+    whenever the shapes match, so gradients have a path that skips the layer.
+    The GELU is `nn.GELU()`, the exact erf form, as the seed's `torch.nn.GELU`
+    (not this module's tanh `GELU`)."""
 
     def __init__(self, layer_sizes: list[int], use_shortcut: bool):
         super().__init__()
@@ -451,7 +453,7 @@ class ExampleDeepNeuralNetwork(nn.Module):
             raise ValueError(f"ExampleDeepNeuralNetwork needs 6 layer sizes (5 layers), got {len(layer_sizes)}")
         self.use_shortcut = use_shortcut
         self.layers = nn.ModuleList([
-            nn.Sequential(nn.Linear(layer_sizes[i], layer_sizes[i + 1]), GELU()) for i in range(5)
+            nn.Sequential(nn.Linear(layer_sizes[i], layer_sizes[i + 1]), nn.GELU()) for i in range(5)
         ])
 
     def forward(self, x: Tensor) -> Tensor:

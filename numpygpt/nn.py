@@ -6,8 +6,8 @@ causal mask). `state_dict()` walks them in PyTorch's order (a module's own
 parameters, then its buffers, then each child's), so the keys of a numpygpt
 model and of the same model in PyTorch are the same list.
 
-Differences from PyTorch: buffers and state_dict values are NumPy arrays;
-`GELU` is always the tanh form; `to()` takes a dtype only (there is one device).
+Differences from PyTorch: buffers and state_dict values are NumPy arrays.
+`GELU` takes `approximate="none"` (exact, the default) or `"tanh"`, as PyTorch; `to()` takes a dtype only (there is one device).
 """
 
 from __future__ import annotations
@@ -320,24 +320,28 @@ class Module:
 
 
 def _uniform(shape: tuple[int, ...], bound: float) -> Parameter:
-    """U(-bound, bound) from numpygpt's generator, drawn in float64, stored in the default dtype."""
-    data = default_generator().uniform(-bound, bound, size=shape)
-    return Parameter(data.astype(get_default_dtype()))
+    """U(-bound, bound) in the default dtype, drawn as PyTorch's `uniform_` draws it."""
+    return Parameter(default_generator.uniform(shape, -bound, bound, dtype=get_default_dtype()))
 
 
 class Linear(Module):
     """y = x Wᵀ + b; `weight` (out_features, in_features), `bias` (out_features,).
-    Initialised U(-1/√in, 1/√in) for both, PyTorch's default distribution."""
+
+    Initialised as PyTorch's `reset_parameters`, weight first, then bias:
+    kaiming_uniform_(weight, a=√5), i.e. U(-b, b) with b = √3 · gain / √in and
+    gain = √(2 / (1 + a²)), which is 1/√in up to rounding; then bias U(-1/√in, 1/√in).
+    The bounds are computed with PyTorch's own formulas, so the numbers match it bit for bit."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         _checks.integer(in_features, "Linear: in_features", minimum=0)
         _checks.integer(out_features, "Linear: out_features", minimum=0)
         self.in_features, self.out_features = in_features, out_features
-        bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
-        self.weight = _uniform((out_features, in_features), bound)
+        gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))                   # calculate_gain("leaky_relu", √5)
+        weight_bound = math.sqrt(3.0) * gain / math.sqrt(in_features) if in_features > 0 else 0.0
+        self.weight = _uniform((out_features, in_features), weight_bound)
         if bias:
-            self.bias = _uniform((out_features,), bound)
+            self.bias = _uniform((out_features,), 1 / math.sqrt(in_features) if in_features > 0 else 0.0)
         else:
             self.register_parameter("bias", None)
 
@@ -349,7 +353,8 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """A lookup table: row i of `weight` (num_embeddings, embedding_dim) for id i. Initialised N(0, 1)."""
+    """A lookup table: row i of `weight` (num_embeddings, embedding_dim) for id i.
+    Initialised N(0, 1), drawn as PyTorch's `normal_` draws it."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
@@ -358,8 +363,7 @@ class Embedding(Module):
         if num_embeddings == 0:
             raise ValueError("Embedding: num_embeddings must be at least 1")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        data = default_generator().standard_normal((num_embeddings, embedding_dim))
-        self.weight = Parameter(data.astype(get_default_dtype()))
+        self.weight = Parameter(default_generator.normal((num_embeddings, embedding_dim), dtype=get_default_dtype()))
 
     def forward(self, ids: Any) -> Tensor:
         return F.embedding(ids, self.weight)
@@ -393,13 +397,20 @@ class LayerNorm(Module):
 
 
 class GELU(Module):
-    """GELU, tanh form (GPT-2's). PyTorch's nn.GELU defaults to the exact erf form."""
+    """GELU, as `torch.nn.GELU`: the exact x·Φ(x) by default (approximate="none"), or the
+    tanh form with approximate="tanh" (GPT-2's; the seed's own `model.GELU` is that one)."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x)
+        return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self) -> str:
-        return "approximate='tanh'"
+        return f"approximate={self.approximate!r}"
 
 
 class ReLU(Module):

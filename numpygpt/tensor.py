@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import _checks, autograd, ops
-from .random import default_generator
+from .random import Generator, default_generator
 
 # ----------------------------------------------------------------------------- default dtype
 
@@ -500,17 +500,34 @@ def arange(start: int, end: int | None = None, step: int = 1, dtype: Any = None)
     return Tensor(np.arange(start, end, step) if end is not None else np.arange(start), dtype=dtype)
 
 
-def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples from the global generator (drawn in float64, then cast,
-    so a seed gives the same values, rounded, in either dtype)."""
-    data = default_generator().standard_normal(_shape(size)).astype(dtype or _default_dtype)
+def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None) -> Tensor:
+    """Standard normal samples, PyTorch's numbers for the same seed (see random.py)."""
+    data = (generator or default_generator).normal(_shape(size), dtype=dtype or _default_dtype)
     return Tensor(data, requires_grad=requires_grad)
 
 
-def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Uniform [0, 1) samples from the global generator."""
-    data = default_generator().random(_shape(size)).astype(dtype or _default_dtype)
+def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None) -> Tensor:
+    """Uniform [0, 1) samples, PyTorch's numbers for the same seed."""
+    data = (generator or default_generator).uniform(_shape(size), dtype=dtype or _default_dtype)
     return Tensor(data, requires_grad=requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Sequence[int] | None = None, *,
+            generator: Generator | None = None, dtype: Any = np.int64) -> Tensor:
+    """Integers in [low, high) of shape `size`, as `torch.randint` (also `randint(high, size)`)."""
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    if size is None or high is None:
+        raise TypeError("randint needs high and size: randint(low, high, size) or randint(high, size)")
+    low = _checks.integer(low, "randint: low", minimum=-(2**63))
+    high = _checks.integer(high, "randint: high", minimum=-(2**63))
+    data = (generator or default_generator).randint(low, high, _shape((size,)))
+    return Tensor(data.astype(dtype, copy=False))
+
+
+def randperm(n: int, *, generator: Generator | None = None) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64), as `torch.randperm`."""
+    return Tensor((generator or default_generator).randperm(n))
 
 
 def cat(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:

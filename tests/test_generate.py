@@ -110,7 +110,8 @@ def test_stream_yields_one_step_at_a_time(model):
 def test_top_k_never_picks_outside_the_k_largest(seed, k, temperature):
     rng = np.random.default_rng(seed)
     logits = rng.standard_normal((4, 50)) * 3
-    picks = [_next_token(logits, temperature, k, None, rng) for _ in range(20)]
+    generator = numpygpt.Generator().manual_seed(seed)
+    picks = [_next_token(logits, temperature, k, None, generator) for _ in range(20)]
     kth = np.sort(logits, axis=-1)[:, -k][:, None]
     for p in picks:
         assert np.all(logits[np.arange(4), p] >= kth[:, 0])
@@ -123,8 +124,9 @@ def test_top_p_never_picks_outside_the_nucleus(seed, p, temperature):
     scaled = logits / temperature
     probs = np.exp(scaled - scaled.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
+    generator = numpygpt.Generator().manual_seed(seed)
     for _ in range(20):
-        picks = _next_token(logits, temperature, None, p, rng)
+        picks = _next_token(logits, temperature, None, p, generator)
         for row, tok in enumerate(picks):
             # the nucleus: tokens whose more-likely predecessors hold less than p of the mass
             mass_before = probs[row][probs[row] > probs[row, tok]].sum()

@@ -51,7 +51,7 @@ class Net(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList([Block(dim), Block(dim)])
         self.gain = nn.Parameter(np.ones(1, dtype=np.float32))
-        self.head = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(0.5), nn.Linear(2 * dim, dim))
+        self.head = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(approximate="tanh"), nn.Dropout(0.5), nn.Linear(2 * dim, dim))
 
     def forward(self, x: numpygpt.Tensor) -> numpygpt.Tensor:
         for block in self.blocks:
@@ -528,7 +528,7 @@ def test_embedding_parity(torch: Any, dtype: Any) -> None:
 def test_feed_forward_sequential_parity(torch: Any, dtype: Any) -> None:
     """The seed's FeedForward shape: Linear, tanh-GELU, Linear."""
     torch.manual_seed(0)
-    ours = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8))
+    ours = nn.Sequential(nn.Linear(8, 32), nn.GELU(approximate="tanh"), nn.Linear(32, 8))
     theirs = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(32, 8))
     x = np.random.default_rng(1).standard_normal((2, 3, 8))
     _parity(torch, ours, theirs, x, dtype)

@@ -115,7 +115,8 @@ UNARY = {
     "abs": (lambda t: t.abs(), {"min_abs": 0.1}),
     "relu": (lambda t: t.relu(), {"min_abs": 0.1}),
     "F.relu": (lambda t: F.relu(t), {"min_abs": 0.1}),
-    "F.gelu": (lambda t: F.gelu(t), {"low": -4.0, "high": 4.0}),
+    "F.gelu": (lambda t: F.gelu(t, approximate="tanh"), {"low": -4.0, "high": 4.0}),
+    "F.gelu exact": (lambda t: F.gelu(t), {"low": -4.0, "high": 4.0}),
 }
 
 
@@ -663,6 +664,24 @@ def gelu_composed(x: numpygpt.Tensor) -> numpygpt.Tensor:
     return 0.5 * x * (1.0 + ((x + 0.044715 * x ** 3) * GELU_C).tanh())
 
 
+class Erf(Function):
+    """erf as a differentiable primitive for the twin: d/dx erf(x) = 2/√π · exp(-x²)."""
+
+    @staticmethod
+    def forward(ctx, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return F.erf(x)
+
+    @staticmethod
+    def backward(ctx, g: np.ndarray):
+        (x,) = ctx.saved_tensors
+        return g * (2 / math.sqrt(math.pi)) * np.exp(-x * x)
+
+
+def gelu_exact_composed(x: numpygpt.Tensor) -> numpygpt.Tensor:
+    return 0.5 * x * (1.0 + Erf.apply(x * (1 / math.sqrt(2.0))))
+
+
 def linear_composed(x: numpygpt.Tensor, w: numpygpt.Tensor, b: numpygpt.Tensor | None = None) -> numpygpt.Tensor:
     y = x @ w.transpose(0, 1)
     return y + b if b is not None else y
@@ -727,7 +746,13 @@ def test_twins_layer_norm(data: st.DataObject, lead: tuple, norm: tuple, affine:
 
 @given(x=arrays(shapes(), low=-5.0, high=5.0))
 def test_twins_gelu(x: np.ndarray) -> None:
-    assert_twins_agree(F.gelu, gelu_composed, x)
+    assert_twins_agree(lambda t: F.gelu(t, approximate="tanh"), gelu_composed, x)
+
+
+@given(x=arrays(shapes(), low=-5.0, high=5.0))
+def test_twins_gelu_exact(x: np.ndarray) -> None:
+    assert_twins_agree(F.gelu, gelu_exact_composed, x)
+    check(gelu_exact_composed, x)  # the twin itself is right
 
 
 @given(data=st.data(), lead=shapes(max_dims=2, max_side=3), n_in=st.integers(1, 4), n_out=st.integers(1, 4),
@@ -830,7 +855,8 @@ DTYPE_CASES: dict[str, tuple[Callable, list]] = {
     "to same": (lambda a: a.to(np.float32), [(2, 3)]),
     "softmax": (lambda a: F.softmax(a, -1), [(2, 3)]),
     "log_softmax": (lambda a: F.log_softmax(a, 0), [(2, 3)]),
-    "gelu": (lambda a: F.gelu(a), [(2, 3)]),
+    "gelu": (lambda a: F.gelu(a, approximate="tanh"), [(2, 3)]),
+    "gelu exact": (lambda a: F.gelu(a), [(2, 3)]),
     "F.relu": (lambda a: F.relu(a), [(2, 3)]),
     "layer_norm": (lambda a, w, b: F.layer_norm(a, 3, w, b), [(2, 3), (3,), (3,)]),
     "layer_norm 2 dims": (lambda a: F.layer_norm(a, (2, 3)), [(2, 2, 3)]),

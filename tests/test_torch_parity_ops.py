@@ -522,8 +522,19 @@ def test_gelu_tanh(dtype: Any, x: np.ndarray) -> None:
         # relative to ½|x| (the output) and to |g| (the gradient's ½(1 + tanh u) term)
         return float(np.max(np.abs(x), initial=0.0)), [float(np.max(np.abs(g), initial=0.0))]
 
-    check(F.gelu, lambda t: TF.gelu(t, approximate="tanh"), [x], dtype, scales)
     check(lambda t: F.gelu(t, approximate="tanh"), lambda t: TF.gelu(t, approximate="tanh"), [x], dtype, scales)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(x=arrays(shapes(), low=-6.0, high=6.0))
+def test_gelu_exact(dtype: Any, x: np.ndarray) -> None:
+    def scales(g: np.ndarray) -> tuple[float, list[float]]:
+        # PyTorch computes ½x(1 + erf(x/√2)), which cancels for x ≲ -3 (numpygpt uses
+        # erfc instead): rounding is relative to ½|x| and to |g| (the gradient's Φ(x) term)
+        return float(np.max(np.abs(x), initial=0.0)), [float(np.max(np.abs(g), initial=0.0))]
+
+    check(F.gelu, TF.gelu, [x], dtype, scales)
+    check(lambda t: F.gelu(t, approximate="none"), lambda t: TF.gelu(t, approximate="none"), [x], dtype, scales)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

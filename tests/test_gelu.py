@@ -1,0 +1,167 @@
+"""The error function and both forms of GELU.
+
+`erf` and `erfc` against `math.erf` / `math.erfc` (float64, a dense grid out to
+|x| = 30, the tails, the special values), measured in ulps; the exact GELU's
+closed forms, dtypes and tails; the tanh form unchanged to the bit; and the
+`approximate` argument. Finite differences, the composed twins and PyTorch
+parity are in test_ops_gradcheck.py and test_torch_parity_ops.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import arrays, leaf, shapes
+from hypothesis import given
+
+import numpygpt
+import numpygpt.nn.functional as F
+
+GELU_C = math.sqrt(2 / math.pi)
+
+
+def ulps(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """|got - expected| in units of the last place of `expected` (float64)."""
+    return np.abs(got - expected) / np.spacing(np.abs(expected))
+
+
+def grid() -> np.ndarray:
+    """Every interval of Cody's approximation, its edges, tiny and huge arguments."""
+    edges = np.array([0.46875, 4.0, 26.5, 27.0, 30.0])
+    return np.concatenate([
+        np.linspace(-30, 30, 600_001),                 # steps of 1e-4
+        np.linspace(-1, 1, 100_001),                   # around 0, where erf(x) ≈ 2x/√π
+        np.geomspace(1e-300, 30, 20_000),              # tiny to huge, both signs below
+        -np.geomspace(1e-300, 30, 20_000),
+        edges, -edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf),
+    ])
+
+
+# ----------------------------------------------------------------------------- erf and erfc
+
+
+def test_erf_matches_math_erf_to_a_few_ulp() -> None:
+    x = grid()
+    expected = np.array([math.erf(v) for v in x])
+    err = ulps(F.erf(x), expected)
+    assert err.max() <= 6, f"{err.max()} ulp at x = {x[err.argmax()]}"   # measured: 4
+    assert np.abs(F.erf(x) - expected).max() <= 4e-16
+
+
+def test_erfc_matches_math_erfc_to_a_few_ulp() -> None:
+    x = grid()
+    expected = np.array([math.erfc(v) for v in x])
+    normal = expected >= np.finfo(np.float64).tiny                     # beyond x ≈ 26.5 erfc is subnormal
+    err = ulps(F.erfc(x), expected)[normal]
+    assert err.max() <= 10, f"{err.max()} ulp at x = {x[normal][err.argmax()]}"  # measured: 7
+    assert np.abs(F.erfc(x) - expected)[~normal].max() <= 2e-323       # subnormals: a few of the smallest steps
+
+
+def test_erf_special_values() -> None:
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e308, -1e308, 5e-324])
+    y = F.erf(x)
+    np.testing.assert_array_equal(y[:4], [0.0, -0.0, 1.0, -1.0])
+    assert np.signbit(y[1]) and not np.signbit(y[0])                    # erf(-0) = -0
+    assert np.isnan(y[4])
+    np.testing.assert_array_equal(y[5:7], [1.0, -1.0])
+    assert y[7] == math.erf(5e-324)
+    yc = F.erfc(x)
+    np.testing.assert_array_equal(yc[:4], [1.0, 1.0, 0.0, 2.0])
+    assert np.isnan(yc[4])
+
+
+@given(x=arrays(shapes(), low=-8.0, high=8.0))
+def test_erf_symmetries(x: np.ndarray) -> None:
+    np.testing.assert_array_equal(F.erf(-x), -F.erf(x))                # odd, exactly
+    np.testing.assert_allclose(F.erfc(x) + F.erfc(-x), 2.0, rtol=0, atol=4e-16)
+    np.testing.assert_allclose(F.erf(x) + F.erfc(x), 1.0, rtol=0, atol=4e-16)
+
+
+def test_erf_keeps_shape_and_float_dtype() -> None:
+    x = np.linspace(-3, 3, 24).reshape(2, 3, 4)
+    for dtype in (np.float16, np.float32, np.float64):
+        y = F.erf(x.astype(dtype))
+        assert y.dtype == dtype and y.shape == x.shape
+        # float32 is computed in float64 and rounded once
+        np.testing.assert_array_equal(y, F.erf(x.astype(dtype).astype(np.float64)).astype(dtype))
+    assert F.erf(np.array([0, 1, 2])).dtype == np.float64               # integers, as np.exp does
+    assert F.erf(np.float64(0.5)).shape == () and F.erf(np.zeros((0, 3))).shape == (0, 3)
+
+
+# ----------------------------------------------------------------------------- exact GELU
+
+
+def test_gelu_default_is_the_exact_form() -> None:
+    x = numpygpt.tensor(np.linspace(-4, 4, 81), dtype=np.float64)
+    np.testing.assert_array_equal(F.gelu(x).data, F.gelu(x, approximate="none").data)
+    assert not np.array_equal(F.gelu(x).data, F.gelu(x, approximate="tanh").data)
+
+
+@pytest.mark.parametrize("x, expected", [(0.0, 0.0), (1.0, 0.8413447460685429), (-1.0, -0.15865525393145705),
+                                         (2.0, 1.9544997361036416), (-3.0, -0.0040496940948902835)])
+def test_gelu_exact_closed_forms(x: float, expected: float) -> None:
+    """x Φ(x), the expected values computed with 200-bit arithmetic (mpmath)."""
+    y = F.gelu(numpygpt.tensor(x, dtype=np.float64))
+    assert y.dtype == np.float64
+    # Φ's relative slope is ~x² in the left tail, so rounding x/√2 costs up to ~x² ulps there
+    assert abs(y.item() - expected) <= (2 + x * x) * np.spacing(abs(expected))
+
+
+def test_gelu_exact_matches_a_float64_reference() -> None:
+    x = np.linspace(-10, 10, 20_001)
+    expected = np.array([v * 0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
+    got = F.gelu(numpygpt.tensor(x)).data
+    # relative to |x|: the left tail's tiny x Φ(x) moves by ~x² ulps when x/√2 rounds
+    assert (np.abs(got - expected) / np.maximum(np.abs(x), 1)).max() <= 1e-15
+    y32 = F.gelu(numpygpt.tensor(x.astype(np.float32))).data
+    assert y32.dtype == np.float32                                   # Φ and x Φ each rounded once to float32
+    np.testing.assert_allclose(y32, F.gelu(numpygpt.tensor(x.astype(np.float32).astype(np.float64))).data,
+                               rtol=2.5e-7, atol=0)
+
+
+def test_gelu_exact_gradient_closed_form_and_tails() -> None:
+    x = leaf(np.array([0.0, 1.0, -1.0, 40.0, -40.0, 1e30, -1e30]))
+    F.gelu(x).backward(np.ones(7))
+    phi1, pdf1 = 0.5 * math.erfc(-1 / math.sqrt(2)), math.exp(-0.5) / math.sqrt(2 * math.pi)
+    np.testing.assert_allclose(x.grad[:3], [0.5, phi1 + pdf1, 1 - phi1 - pdf1], rtol=1e-15)
+    np.testing.assert_array_equal(x.grad[3:], [1.0, 0.0, 1.0, 0.0])    # Φ → 1 or 0, x φ(x) → 0
+    y = F.gelu(numpygpt.tensor(np.array([40.0, -40.0, np.inf]))).data
+    np.testing.assert_array_equal(y, [40.0, -0.0, np.inf])
+
+
+def test_gelu_float32_gradients_stay_float32() -> None:
+    x = leaf(np.linspace(-5, 5, 11), dtype=np.float32)
+    y = F.gelu(x)
+    y.backward(np.ones(11, dtype=np.float32))
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- tanh GELU and the argument
+
+
+@pytest.mark.parametrize("x, expected", [(1.0, 0.8411920), (-1.0, -0.1588080)])
+def test_gelu_tanh_seed_numbers(x: float, expected: float) -> None:
+    assert abs(F.gelu(numpygpt.tensor(x, dtype=np.float64), approximate="tanh").item() - expected) <= 1e-7
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_tanh_is_unchanged_to_the_bit(dtype: type) -> None:
+    """The tanh form's forward and backward, written out in the same order of operations."""
+    x_np = np.random.default_rng(0).uniform(-6, 6, (3, 50)).astype(dtype)
+    g = np.random.default_rng(1).standard_normal((3, 50)).astype(dtype)
+    t = np.tanh(GELU_C * (x_np + 0.044715 * x_np * x_np * x_np))
+    expected_y = 0.5 * x_np * (1 + t)
+    expected_dx = g * (0.5 * (1 + t) + 0.5 * x_np * (1 - t * t) * (GELU_C * (1 + 3 * 0.044715 * (x_np * x_np))))
+    x = leaf(x_np)
+    y = F.gelu(x, approximate="tanh")
+    y.backward(g)
+    np.testing.assert_array_equal(y.data, expected_y)
+    np.testing.assert_array_equal(x.grad, expected_dx)
+
+
+@pytest.mark.parametrize("approximate", ["erf", "exact", "Tanh", "", None])
+def test_gelu_rejects_unknown_forms(approximate: object) -> None:
+    with pytest.raises(ValueError, match="'none' or 'tanh'"):
+        F.gelu(numpygpt.tensor([1.0]), approximate=approximate)
