@@ -1,7 +1,10 @@
 """`numpygpt tour`: the seed's sections in order, each computed by numpygpt.
 
 Each section is a function, `show_<section>()`, that prints what the seed's
-section shows. The
+section shows. numpygpt's generator is PyTorch's, so after the seed's
+`manual_seed(123)` the numbers are the seed's own: where the seed prints
+numbers, the section prints them below numpygpt's (`SEED_PRINTS`), to the
+digits the seed shows. The
 numbers come from numpygpt's own generator, so random values differ from the
 seed's PyTorch printouts; shapes, identities (mean 0, variance 1, rows summing
 to 1) and the shape of the experiments (vanishing gradients) are the same.
@@ -10,7 +13,7 @@ to 1) and the shape of the experiments (vanishing gradients) are the same.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,13 +33,47 @@ from .model import (
     TransformerBlock,
     count_parameters,
 )
-from .random import manual_seed
+from .random import manual_seed, set_dropout_stream
 from .tensor import rand, randn, tensor
 from .tokenizer import get_encoding
 
 
-def _fmt(a: np.ndarray) -> str:
-    return np.array2string(np.asarray(a), precision=4, suppress_small=True, max_line_width=100)
+# What the seed prints (PyTorch, torch.manual_seed(123)), section by section.
+SEED_PRINTS: dict[str, Any] = {
+    "tokens": [[6109, 3626, 6100, 345], [6109, 1110, 6622, 257]],
+    # DummyGPTModel's logits, first and last three of each token's 50,257 (train mode: dropout 0.1)
+    "dummy": [[[-0.9289, 0.2748, -0.7557, -1.6070, 0.2702, -0.5888],
+               [-0.4476, 0.1726, 0.5354, -0.3932, 1.5285, 0.8557],
+               [0.5680, 1.6053, -0.2155, 1.1624, 0.1380, 0.7425],
+               [0.0448, 2.4787, -0.8843, 1.3219, -0.0864, -0.5856]],
+              [[-1.5474, -0.0542, -1.0571, -1.8061, -0.4494, -0.6747],
+               [-0.8422, 0.8243, -0.1098, -0.1434, 0.2079, 1.2046],
+               [0.1355, 1.1858, -0.1453, 0.0869, -0.1590, 0.1552],
+               [0.1666, -0.8138, 0.2307, 2.5035, -0.3055, -0.3083]]],
+    "layernorm.out": [[0.2260, 0.3470, 0.0000, 0.2216, 0.0000, 0.0000],
+                      [0.2133, 0.2394, 0.0000, 0.5198, 0.3297, 0.0000]],
+    "layernorm.mean": [[0.1324], [0.2170]],
+    "layernorm.var": [[0.0231], [0.0398]],
+    "layernorm.normalized": [[0.6159, 1.4126, -0.8719, 0.5872, -0.8719, -0.8719],
+                             [-0.0189, 0.1121, -1.0876, 1.5173, 0.5647, -1.0876]],
+    "shortcut.without": [0.0002017411752603948, 0.00012011770741082728, 0.0007152436301112175,
+                         0.0013988513965159655, 0.005049605388194323],
+    "shortcut.with": [0.22186797857284546, 0.20709273219108582, 0.32923877239227295,
+                      0.2667772173881531, 1.3268063068389893],
+    "generate.ids": [15496, 11, 314, 716, 27018, 24086, 47843, 30961, 42348, 7267],
+    "generate.text": "Hello, I am Featureiman Byeswickattribute argue",
+}
+
+
+def _fmt(a: Any) -> str:
+    return np.array2string(np.asarray(a, dtype=np.float64), precision=4, suppress_small=True,
+                           max_line_width=100, floatmode="fixed")
+
+
+def _with_seed(ours: Any, key: str) -> None:
+    """numpygpt's numbers, then the seed's printout of the same thing."""
+    print("numpygpt:", _fmt(ours).replace("\n", "\n          "))
+    print("seed:    ", _fmt(SEED_PRINTS[key]).replace("\n", "\n          "))
 
 
 def seed_batch() -> np.ndarray:
@@ -54,31 +91,43 @@ def show_config() -> None:
 def show_tokens() -> None:
     batch = seed_batch()
     print('tokenizer = get_encoding("gpt2"); two texts -> a (2, 4) batch of token ids:')
-    print(_fmt(batch))
+    print("numpygpt:", batch.tolist())
+    print("seed:    ", SEED_PRINTS["tokens"])
 
 
 def show_dummy() -> None:
-    manual_seed(123)
-    model = DummyGPTModel(GPT_CONFIG_124M)
-    logits = model(seed_batch())
+    # The seed's printout was made by a PyTorch whose CPU dropout drew its masks from
+    # MKL's MCG31m1 stream (older x86 releases); PyTorch 2 draws them from MT19937.
+    previous = set_dropout_stream("mkl")
+    try:
+        manual_seed(123)
+        model = DummyGPTModel(GPT_CONFIG_124M)  # in train mode, as the seed's: dropout 0.1 is on
+        logits = model(seed_batch())
+    finally:
+        set_dropout_stream(previous)
     print("DummyGPTModel: embeddings -> dummy blocks -> dummy norm -> out_head")
     print("Output shape:", logits.shape)
-    print(_fmt(logits.data[:, :, :3]), "... (first 3 of 50257 logits per token)")
+    print("The first and last three of each token's 50,257 logits:")
+    _with_seed(logits.data[:, :, [0, 1, 2, -3, -2, -1]], "dummy")
+    print("(dropout masks from the MKL stream the seed's PyTorch used: "
+          'numpygpt.random.set_dropout_stream("mkl"); the default is PyTorch 2\'s)')
 
 
 def show_layernorm() -> None:
-    # The seed uses torch.manual_seed(123); numpygpt's generator draws other numbers, and
-    # with 123 one row is all zeros after the ReLU (variance 0). Seed 0 gives two live rows.
-    manual_seed(0)
+    manual_seed(123)
     batch_example = randn(2, 5)
     layer = nn.Sequential(nn.Linear(5, 6), nn.ReLU())
     out = layer(batch_example)
-    mean, var = out.mean(dim=-1, keepdim=True), out.var(dim=-1, keepdim=True)
     print("Linear(5, 6) + ReLU on a (2, 5) batch:")
-    print(_fmt(out.data))
-    print("Mean:", _fmt(mean.data.ravel()), " Variance:", _fmt(var.data.ravel()))
+    _with_seed(out.data, "layernorm.out")
+    mean, var = out.mean(dim=-1, keepdim=True), out.var(dim=-1, keepdim=True)
+    print("Mean:")
+    _with_seed(mean.data, "layernorm.mean")
+    print("Variance:")
+    _with_seed(var.data, "layernorm.var")
     out_norm = (out - mean) / var.sqrt()
-    print("By hand, (out - mean) / sqrt(var):")
+    print("Normalized by hand, (out - mean) / sqrt(var):")
+    _with_seed(out_norm.data, "layernorm.normalized")
     print("Mean:", _fmt(out_norm.mean(dim=-1).data), " Variance:", _fmt(out_norm.var(dim=-1).data))
     ln = LayerNorm(emb_dim=5)
     out_ln = ln(batch_example)
@@ -143,9 +192,11 @@ def show_shortcut() -> None:
     for use in (False, True):
         print("with shortcut connections:" if use else "without shortcut connections:")
         grads = shortcut_gradients(use)
-        for name, g in grads:
-            print(f"    {name} has gradient mean of {g:.6g}")
+        seed = SEED_PRINTS["shortcut.with" if use else "shortcut.without"]
+        for (name, g), printed in zip(grads, seed):
+            print(f"    {name} has gradient mean of {g:.8g}   (seed: {printed:.8g})")
         first[use] = grads[0][1]
+    print("(float32 gradients: the last digits depend on the machine's float32 arithmetic)")
     print(f"The first layer's gradient is {first[True] / first[False]:.3g} times larger with shortcuts:"
           " without them it fades on the way back through the layers (vanishing gradients).")
 
@@ -193,7 +244,8 @@ def show_model() -> None:
 
 
 def show_generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: int = 123,
-             cfg: dict | None = None, run: Callable[..., np.ndarray] = generate_text_simple) -> None:
+             cfg: dict | None = None, run: Callable[..., np.ndarray] = generate_text_simple,
+                  compare: bool = False) -> None:
     """The seed's demo: an untrained GPT (the 124M config unless `cfg` is given)
     continues a prompt. `run(model, ids, max_new_tokens, context_size)` does the
     generating: the seed's greedy loop here, `generate` with sampling options in
@@ -204,6 +256,8 @@ def show_generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: in
     gpt = GPTModel(cfg)
     gpt.eval()  # disable dropout
     encoded = tokenizer.encode(prompt, allowed_special={"<|endoftext|>"})
+    if compare:
+        print(f"(the seed prints {SEED_PRINTS['generate.ids']} and {SEED_PRINTS['generate.text']!r})")
     print("encoded:", encoded)
     encoded_tensor = np.array(encoded)[None, :]
     print("encoded_tensor.shape:", encoded_tensor.shape)
@@ -224,7 +278,7 @@ SECTIONS: dict[str, tuple[str, Callable[..., None]]] = {
     "attention": ("Causal multi-head attention", show_attention),
     "block": ("Transformer block", show_block),
     "model": ("The GPT model", show_model),
-    "generate": ("Generating text", show_generate),
+    "generate": ("Generating text", lambda: show_generate(compare=True)),
 }
 
 
