@@ -12,7 +12,7 @@ functional.py and nn.py build the layers the seed's GPT-2 in model.py uses.
 The README's architecture table lists every module.
 """
 
-from . import functional, nn, ops
+from . import functional, nn, ops, utils
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
 from .gradcheck import GradcheckError, gradcheck
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, set_rng_state

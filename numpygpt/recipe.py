@@ -156,7 +156,8 @@ def train_settings(preset: str = "tiny", **overrides: Any) -> dict[str, Any]:
 def create_train_val_loaders(text: str, tokenizer: Any, batch_size: int, context_length: int, stride: int,
                              seed: int | None = None, train_ratio: float = 0.9) -> tuple[Any, Any]:
     """The book's two loaders: the first 90% of the text (by characters) for training,
-    shuffled with `seed`, incomplete last batch dropped; the rest for validation, in
+    shuffled as PyTorch's DataLoader shuffles (from the global generator, as the book's;
+    with `seed`, from a generator of its own), incomplete last batch dropped; the rest for validation, in
     order, every window kept. Raises ValueError with the numbers if either part is too
     short for one batch."""
     if not isinstance(text, str) or not text.strip():
@@ -274,7 +275,8 @@ def run_training(
         raise ValueError(f"the text differs from the one the checkpoint {resume} was trained on")
 
     train_loader, val_loader = create_train_val_loaders(
-        text, tokenizer, settings["batch_size"], settings["context_length"], settings["stride"], seed=settings["seed"])
+        text, tokenizer, settings["batch_size"], settings["context_length"], settings["stride"])  # shuffled from
+    # the global generator, which _build seeds before the model: the book's order of draws
     out, checkpoint = _run_directory(out_dir, resume, overwrite)
     model, optimizer, scheduler = _build(settings, len(train_loader))
     print(f"Training {settings['config']} ({model.num_parameters():,} parameters) on "

@@ -25,8 +25,8 @@ steps, at the end, and when interrupted with Ctrl-C. Besides the model,
 optimizer and numpygpt's random generator, each holds in its `extra`:
 
     global_step, epoch, tokens_seen       where the run is
-    train_loader, val_loader              each DataLoader's position (its state_dict():
-                                          shuffle seed, epoch, batches already yielded)
+    train_loader, val_loader              each DataLoader's position (its state_dict(): epoch,
+                                          batches yielded, the epoch's sampler seed or generator state)
     scheduler                             the learning-rate scheduler's state_dict() or None
     history                               everything recorded so far
     num_epochs, run                       the planned epochs; the caller's settings (`run_info`)
@@ -163,7 +163,7 @@ def calc_loss_loader(data_loader: Iterable[Any], model: Any, num_batches: int | 
     As the book: NaN for a loader with no batches, and `num_batches` is capped
     at `len(data_loader)`. The mean is over the batches the loader actually
     yields. The iteration is closed when done, so a `DataLoader` that is also
-    being trained on keeps its training position (see numpygpt.data).
+    being trained on keeps its training position (see numpygpt.utils.data).
     """
     n_total = len(data_loader)  # type: ignore[arg-type]
     if n_total == 0:
@@ -386,7 +386,7 @@ class _Run:
             "global_step": self.global_step,
             "epoch": epoch,
             "tokens_seen": self.tokens_seen,
-            "train_loader": _loader_state(self.train_loader),   # may draw the shuffle seed: before "rng"
+            "train_loader": _loader_state(self.train_loader),
             "val_loader": _loader_state(self.val_loader),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
         }

@@ -1,4 +1,4 @@
-"""Sliding-window dataset, batch loader (shuffling, drop_last, resuming) and splits."""
+"""Sliding-window dataset, the book's loader (PyTorch's order, drop_last, resuming) and splits."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numpygpt
+import numpygpt.utils.data
 from numpygpt.data import DataLoader, GPTDataset, create_dataloader, train_val_split
 
 
@@ -86,6 +87,8 @@ def test_batches_in_order_without_shuffle():
     assert np.array_equal(x[1], [4, 5, 6, 7]) and np.array_equal(y[1], [5, 6, 7, 8])
     assert out[-1][0].shape == (1, 4)
     assert same(out, batches(loader))  # every epoch the same order
+    assert isinstance(next(iter(loader)), list)  # [inputs, targets], as PyTorch's default_collate
+    assert isinstance(ds, numpygpt.utils.data.Dataset) and DataLoader is numpygpt.utils.data.DataLoader
 
 
 @given(n_windows=st.integers(1, 30), batch_size=st.integers(1, 8), drop_last=st.booleans())
@@ -110,58 +113,98 @@ def test_shuffle_is_seeded_and_new_each_epoch():
     assert not same(a0, batches(c))
     starts = np.sort(np.concatenate([x[:, 0] for x, _ in a0]))
     assert np.array_equal(starts, np.arange(0, 200, 2))  # each window exactly once
-    assert np.array_equal(a.order(1), b.order(1))
+    assert a.state_dict() == b.state_dict()  # the same draws from their generators
 
 
 def test_seed_none_follows_manual_seed():
-    ds = GPTDataset(np.arange(101), max_length=2, stride=2)
+    ds = GPTDataset(np.arange(11), max_length=1, stride=1)  # windows 0 .. 9
     numpygpt.manual_seed(123)
-    a = DataLoader(ds, batch_size=5, shuffle=True)
-    first = batches(a)
-    numpygpt.manual_seed(123)
-    b = DataLoader(ds, batch_size=5, shuffle=True)
-    assert same(first, batches(b)) and a.seed == b.seed is not None
-    assert DataLoader(ds, batch_size=5).seed is None  # no shuffling: nothing drawn
+    state = numpygpt.get_rng_state()
+    loader = DataLoader(ds, batch_size=4, shuffle=True, drop_last=True)
+    assert numpygpt.get_rng_state() == state  # making a loader draws nothing
+    epochs = [[x[:, 0].tolist() for x, _ in loader] for _ in range(2)]
+    # torch.manual_seed(123); DataLoader(range(10), batch_size=4, shuffle=True, drop_last=True),
+    # two epochs, then torch.rand(2) (PyTorch 2.13):
+    assert epochs == [[[8, 2, 6, 7], [0, 3, 9, 1]], [[5, 9, 2, 7], [8, 6, 4, 0]]]
+    assert numpygpt.rand(2).tolist() == [0.18405646085739136, 0.7264467477798462]
+
+
+def test_book_loader_matches_pytorch():
+    """create_dataloader against the book's create_dataloader_v1 on the same ids, after the same seed."""
+    torch = pytest.importorskip("torch")
+
+    class GPTDatasetV1(torch.utils.data.Dataset):  # the book's, on token ids
+        def __init__(self, token_ids, max_length, stride):
+            self.input_ids, self.target_ids = [], []
+            for i in range(0, len(token_ids) - max_length, stride):
+                self.input_ids.append(torch.tensor(token_ids[i : i + max_length]))
+                self.target_ids.append(torch.tensor(token_ids[i + 1 : i + max_length + 1]))
+
+        def __len__(self):
+            return len(self.input_ids)
+
+        def __getitem__(self, idx):
+            return self.input_ids[idx], self.target_ids[idx]
+
+    ids = list(range(5000, 5000 + 403))
+    for shuffle, drop_last in ((True, True), (False, False)):
+        numpygpt.manual_seed(123)
+        ours = create_dataloader(ids, batch_size=8, max_length=6, stride=4, shuffle=shuffle, drop_last=drop_last)
+        torch.manual_seed(123)
+        theirs = torch.utils.data.DataLoader(GPTDatasetV1(ids, 6, 4), batch_size=8, shuffle=shuffle,
+                                             drop_last=drop_last, num_workers=0)
+        for epoch in range(3):
+            a, b = batches(ours), [(x.numpy(), y.numpy()) for x, y in theirs]
+            assert same(a, b), (shuffle, epoch)
+            assert np.allclose(numpygpt.randn(5).numpy(), torch.randn(5).numpy(), atol=1e-6)
+        assert numpygpt.rand(3).tolist() == torch.rand(3).tolist()
 
 
 def run(loader, epochs, stop_after=None):
     """Batches of `epochs` epochs, like a training loop. With stop_after=(epoch, k) it stops
-    after k batches of that epoch and also returns the loader's state saved at that point
-    (inside the loop, as a checkpoint would)."""
+    after k batches of that epoch and also returns the loader's state and the global
+    generator's, saved at that point (inside the loop, as a checkpoint would)."""
     out = []
     for epoch in range(epochs):
         for i, batch in enumerate(loader):
             out.append(batch)
             if stop_after == (epoch, i + 1):
-                return out, loader.state_dict()
+                return out, loader.state_dict(), numpygpt.get_rng_state()
     return out
 
 
+@pytest.mark.parametrize("seed", [7, None])
 @pytest.mark.parametrize("stop_after", [(0, 3), (1, 1), (1, 7), (0, 7)])
-def test_resume_continues_exactly(stop_after):
+def test_resume_continues_exactly(stop_after, seed):
     ds = GPTDataset(np.arange(301), max_length=4, stride=3)  # 99 windows, 7 batches of 14 (+1 dropped)
-    straight = run(DataLoader(ds, 14, shuffle=True, drop_last=True, seed=7), 3)
+    numpygpt.manual_seed(5)
+    straight = run(DataLoader(ds, 14, shuffle=True, drop_last=True, seed=seed), 3)
 
-    first = DataLoader(ds, 14, shuffle=True, drop_last=True, seed=7)
-    head, state = run(first, 3, stop_after)
+    numpygpt.manual_seed(5)
+    first = DataLoader(ds, 14, shuffle=True, drop_last=True, seed=seed)
+    head, state, rng = run(first, 3, stop_after)
     state = json.loads(json.dumps(state))
     assert state["epoch"] == stop_after[0] and state["batch_index"] == stop_after[1]
 
-    resumed = DataLoader(ds, 14, shuffle=True, drop_last=True, seed=999)  # the seed comes from the state
+    numpygpt.manual_seed(999)  # another process
+    # the generator's state comes from the loader's state, so the seed given here does not matter
+    resumed = DataLoader(ds, 14, shuffle=True, drop_last=True, seed=None if seed is None else 999)
     resumed.load_state_dict(state)
-    assert resumed.seed == 7
+    numpygpt.set_rng_state(rng)  # as a checkpoint restores it
     tail = []
     for epoch in range(stop_after[0], 3):  # the loop picks up in the epoch it stopped in
         tail += [batch for batch in resumed]
     assert same(head + tail, straight)
 
 
-def test_state_between_epochs_and_with_evaluation_iterations():
+@pytest.mark.parametrize("seed", [1, None])
+def test_state_between_epochs_and_with_evaluation_iterations(seed):
     ds = GPTDataset(np.arange(121), max_length=2, stride=2)  # 60 windows
-    loader = DataLoader(ds, 6, shuffle=True, seed=1)
-    assert loader.state_dict() == {"seed": 1, "epoch": 0, "batch_index": 0, "next_epoch": 0}
+    loader = DataLoader(ds, 6, shuffle=True, seed=seed)
+    position = lambda: {k: loader.state_dict()[k] for k in ("epoch", "batch_index", "next_epoch")}  # noqa: E731
+    assert position() == {"epoch": 0, "batch_index": 0, "next_epoch": 0}
     batches(loader)
-    assert loader.state_dict() == {"seed": 1, "epoch": 1, "batch_index": 0, "next_epoch": 1}
+    assert position() == {"epoch": 1, "batch_index": 0, "next_epoch": 1}
 
     train_iter = iter(loader)  # epoch 1
     next(train_iter), next(train_iter)
@@ -169,12 +212,13 @@ def test_state_between_epochs_and_with_evaluation_iterations():
         if i == 2:
             break
     # The evaluation iteration is closed, so the position is the training one's again.
-    assert loader.state_dict() == {"seed": 1, "epoch": 1, "batch_index": 2, "next_epoch": 3}
-    state = loader.state_dict()
+    assert position() == {"epoch": 1, "batch_index": 2, "next_epoch": 3}
+    state, rng = loader.state_dict(), numpygpt.get_rng_state()
     rest, later = list(train_iter), batches(loader)
 
-    resumed = DataLoader(ds, 6, shuffle=True, seed=1)
+    resumed = DataLoader(ds, 6, shuffle=True, seed=seed)
     resumed.load_state_dict(state)
+    numpygpt.set_rng_state(rng)
     assert same(batches(resumed), rest) and same(batches(resumed), later)
 
 
@@ -188,11 +232,12 @@ def test_loader_errors():
         DataLoader(ds, 2, shuffle=True, seed=-1)
     loader = DataLoader(ds, 2)
     with pytest.raises(ValueError, match="missing batch_index"):
-        loader.load_state_dict({"seed": 0, "epoch": 0})
+        loader.load_state_dict({"epoch": 0})
+    good = loader.state_dict()
     with pytest.raises(ValueError, match="past the end"):
-        loader.load_state_dict({"seed": 0, "epoch": 0, "batch_index": 6})
+        loader.load_state_dict({**good, "batch_index": 6})
     with pytest.raises(ValueError, match="epoch must be a non-negative integer"):
-        loader.load_state_dict({"seed": 0, "epoch": -1, "batch_index": 0})
+        loader.load_state_dict({**good, "epoch": -1})
 
 
 # ----------------------------------------------------------------------------- create_dataloader

@@ -20,33 +20,51 @@ MAX_FUNCTION_LINES = 90
 
 
 def _modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.glob("*.py"))}
+    return {_name(p): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _imports(tree: ast.Module, modules: set[str]) -> set[str]:
+def _name(path: Path) -> str:
+    """A module's name below the package: "model", "utils.data", "utils" (its __init__)."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
+
+
+def _imports(tree: ast.Module, name: str, is_package: bool, modules: set[str]) -> set[str]:
     """Every package module `tree` imports, at any depth (inside functions and `if TYPE_CHECKING` too)."""
+    package = name.split(".") if is_package else name.split(".")[:-1]
     found: set[str] = set()
+
+    def add(parts: list[str]) -> None:
+        for n in range(len(parts), 0, -1):  # the longest prefix that is one of our modules
+            if ".".join(parts[:n]) in modules:
+                found.add(".".join(parts[:n]))
+                return
+
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:  # from .x import y
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:  # from . import x, y
-                found.update(a.name for a in node.names)
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
             elif node.module and node.module.split(".")[0] == "numpygpt":
-                parts = node.module.split(".")
-                found.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+                base = []
+            else:
+                continue
+            target = base + [p for p in (node.module or "").split(".") if p and p != "numpygpt"]
+            for alias in node.names:
+                add(target + [alias.name])
         elif isinstance(node, ast.Import):
-            for a in node.names:
-                parts = a.name.split(".")
-                if parts[0] == "numpygpt" and len(parts) > 1:
-                    found.add(parts[1])
-    return found & modules
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "numpygpt":
+                    add(parts[1:])
+    return found
 
 
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     names = set(modules) - {"__init__", "__main__"}
-    return {name: _imports(tree, names) - {name} for name, tree in modules.items() if name in names}
+    packages = {p.parent.name for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE}
+    return {name: _imports(tree, name, name in packages, names) - {name}
+            for name, tree in modules.items() if name in names}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
@@ -103,7 +121,7 @@ def test_the_engine_core_imports_nothing_above_it() -> None:
         assert not above, f"{name}.py imports {sorted(above)}"
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_files_and_functions_fit_the_line_budget(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.count("\n") <= MAX_FILE_LINES, f"{path.name} has {text.count(chr(10))} lines"
@@ -111,6 +129,12 @@ def test_files_and_functions_fit_the_line_budget(path: Path) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             length = node.end_lineno - node.lineno + 1
             assert length <= MAX_FUNCTION_LINES, f"{path.name}: {node.name} has {length} lines"
+
+
+def test_imports_are_resolved_to_modules() -> None:
+    graph = _graph()
+    assert {"_checks", "random", "tensor"} <= graph["utils.data"]
+    assert "utils.data" in graph["data"] and "autograd" in graph["tensor"]
 
 
 def test_cycle_finder_finds_cycles() -> None:
