@@ -41,5 +41,5 @@ __all__ = [
     "Context", "Function", "Generator", "GradcheckError", "Tensor", "arange", "cat", "default_generator", "enable_grad", "full", "functional",
     "get_default_dtype", "get_rng_state", "gradcheck", "initial_seed", "is_grad_enabled", "manual_seed", "matmul", "nn",
     "no_grad", "ones", "ops", "rand", "randint", "randn", "randperm", "set_default_dtype", "set_rng_state", "stack", "tensor",
-    "unbroadcast", "where", "zeros",
+    "unbroadcast", "utils", "where", "zeros",
 ]

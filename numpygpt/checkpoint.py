@@ -328,6 +328,10 @@ def load_checkpoint(
     _check_optimizer(path, optimizer, saved_optimizer)
 
     rng_state = contents["rng_state"]
+    if restore_rng and isinstance(rng_state, dict) and rng_state.get("bit_generator") == "PCG64":
+        raise ValueError(f"{path} was written by numpygpt 0.1, whose generator (PCG64) was not PyTorch's, "
+                         "so its random state cannot be restored; load it with restore_rng=False "
+                         "(the model, optimizer and step load as they were)")
     if restore_rng:
         try:
             _random.Generator().set_state(rng_state)

@@ -37,7 +37,6 @@ from .random import manual_seed, set_dropout_stream
 from .tensor import rand, randn, tensor
 from .tokenizer import get_encoding
 
-
 # What the seed prints (PyTorch, torch.manual_seed(123)), section by section.
 SEED_PRINTS: dict[str, Any] = {
     "tokens": [[6109, 3626, 6100, 345], [6109, 1110, 6622, 257]],

@@ -78,3 +78,10 @@ def test_hugging_face_directory_v1_loads(expected: dict[str, np.ndarray]) -> Non
     assert model.cfg["tie_embeddings"] and model.out_head.weight is model.tok_emb.weight
     assert not model.training
     np.testing.assert_array_equal(_logits(model, expected["ids"]), expected["tied_logits"])
+
+
+def test_training_checkpoint_v1_says_its_generator_state_cannot_be_restored() -> None:
+    state = numpygpt.get_rng_state()
+    with pytest.raises(ValueError, match="restore_rng=False"):
+        load_checkpoint(DATA / "checkpoint_v1.safetensors")
+    assert numpygpt.get_rng_state() == state  # nothing changed
