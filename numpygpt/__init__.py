@@ -23,6 +23,7 @@ from .tensor import (
     full,
     get_default_dtype,
     matmul,
+    multinomial,
     ones,
     rand,
     randint,
@@ -39,7 +40,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Context", "Function", "Generator", "GradcheckError", "Tensor", "arange", "cat", "default_generator", "enable_grad", "full", "functional",
-    "get_default_dtype", "get_rng_state", "gradcheck", "initial_seed", "is_grad_enabled", "manual_seed", "matmul", "nn",
+    "get_default_dtype", "get_rng_state", "gradcheck", "initial_seed", "is_grad_enabled", "manual_seed", "matmul", "multinomial", "nn",
     "no_grad", "ones", "ops", "rand", "randint", "randn", "randperm", "set_default_dtype", "set_rng_state", "stack", "tensor",
     "unbroadcast", "utils", "where", "zeros",
 ]

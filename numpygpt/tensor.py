@@ -525,6 +525,23 @@ def randint(low: int, high: int | None = None, size: Sequence[int] | None = None
     return Tensor(data.astype(dtype, copy=False))
 
 
+def multinomial(input: Any, num_samples: int, replacement: bool = False, *,
+                generator: Generator | None = None) -> Tensor:
+    """Indices drawn from the rows of `input` (unnormalised probabilities), as `torch.multinomial`.
+
+    One sample, or several without replacement, as PyTorch draws them: the largest
+    p / q with q ~ Exp(1). Several samples with replacement are not implemented."""
+    probs = np.asarray(input.data if isinstance(input, Tensor) else input)
+    if probs.ndim not in (1, 2) or probs.dtype.kind != "f":
+        raise ValueError(f"multinomial: expected a 1-D or 2-D float tensor of probabilities, got "
+                         f"shape {probs.shape} and dtype {probs.dtype}")
+    if probs.size and (not np.isfinite(probs).all() or probs.min() < 0 or (probs.sum(-1) == 0).any()):
+        raise ValueError("multinomial: probabilities must be finite, non-negative, and not all 0 in a row")
+    if replacement and num_samples > 1:
+        raise NotImplementedError("multinomial: several samples with replacement are not implemented")
+    return Tensor((generator or default_generator).multinomial(probs, num_samples))
+
+
 def randperm(n: int, *, generator: Generator | None = None) -> Tensor:
     """A random permutation of 0 .. n-1 (int64), as `torch.randperm`."""
     return Tensor((generator or default_generator).randperm(n))

@@ -241,6 +241,8 @@ def test_exponential_and_multinomial_match_torch(torch, dtype: str) -> None:
                                       torch.multinomial(torch.from_numpy(probs), 1).numpy())
     np.testing.assert_array_equal(numpygpt.default_generator.multinomial(probs, 4),
                                   torch.multinomial(torch.from_numpy(probs), 4).numpy())
+    np.testing.assert_array_equal(numpygpt.multinomial(numpygpt.tensor(probs[0] * 3), 1).numpy(),
+                                  torch.multinomial(torch.from_numpy(probs[0] * 3), 1).numpy())
 
 
 def _torch_state_dict(module) -> dict[str, np.ndarray]:
