@@ -168,7 +168,7 @@ def test_book_loop_runs_and_learns(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(train_losses) == len(val_losses) == len(tokens_seen) >= 2
     assert train_losses[-1] < train_losses[0]
     assert tokens_seen[0] == 2 * 16 and printed.startswith("Ep 1 (Step 000000): Train loss ")
-    assert printed.count("\n" + START) == 1 and ids.shape == (1, 3 + 8)
+    assert printed.count("\n" + START) == 2 and ids.shape == (1, 3 + 8)
 
 
 def test_book_loop_matches_the_books_pytorch_code_from_one_seed(capsys: pytest.CaptureFixture[str]) -> None:
