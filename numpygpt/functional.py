@@ -1,109 +1,54 @@
 """Neural-network functions with PyTorch's signatures (`numpygpt.nn.functional`).
 
 The ones a GPT spends its time in are fused `Function`s whose backward is
-derived by hand and commented term by term: `cross_entropy`, `layer_norm`,
-`gelu`, `linear`, `embedding`, `dropout`. `softmax` and `log_softmax` are
-Tensor methods too, so their `Function`s live with the other Tensor ops in
-ops.py. Each fused op has a twin composed from primitive ops in the tests,
-checked against it and against finite differences. `relu` and `mse_loss` are
-built from primitives. `erf` and `erfc` (on NumPy arrays, which have none)
-serve the exact GELU.
+derived by hand and commented term by term: `layer_norm`, `gelu`, `linear`,
+`embedding`, `dropout`, and `cross_entropy` (with the other losses in
+losses.py, re-exported here). `softmax` and `log_softmax` are Tensor methods
+too, so their `Function`s live with the other Tensor ops in ops.py. Each fused
+op has a twin composed from primitive ops in the tests, checked against it and
+against finite differences. `relu` and `scaled_dot_product_attention` are
+built from primitives; `pad` is a small `Function`, `one_hot` is not
+differentiable. `erf` and `erfc` (on NumPy arrays, which have none) serve the
+exact GELU.
 
-Shape legend: N rows, V classes, C features.
+Shape legend: N rows, V classes, C features; attention: L queries, S keys, E features.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import _checks, ops
 from .autograd import Context, Function
+from .losses import cross_entropy, mse_loss, nll_loss
 from .random import dropout_keep_mask
 from .tensor import Tensor
+
+__all__ = ["cross_entropy", "dropout", "embedding", "erf", "erfc", "gelu", "layer_norm", "linear", "log_softmax",
+           "mse_loss", "nll_loss", "one_hot", "pad", "relu", "scaled_dot_product_attention", "softmax"]
 
 # ----------------------------------------------------------------------------- softmax family
 
 
-def softmax(input: Tensor, dim: int) -> Tensor:
+def _implicit_dim(name: str, ndim: int) -> int:
+    """PyTorch's deprecated choice when no dim is given: 0 for 0-, 1- and 3-d input, else 1."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. "
+                  "Change the call to include dim=X as an argument.", UserWarning, stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input: Tensor, dim: int | None = None) -> Tensor:
     """Softmax along `dim`; every slice along `dim` sums to 1."""
-    return input.softmax(dim)
+    return input.softmax(_implicit_dim("softmax", input.ndim) if dim is None else dim)
 
 
-def log_softmax(input: Tensor, dim: int) -> Tensor:
+def log_softmax(input: Tensor, dim: int | None = None) -> Tensor:
     """log(softmax(x)) along `dim`, computed stably in one pass."""
-    return input.log_softmax(dim)
-
-
-class CrossEntropy(Function):
-    """Per-row loss lᵢ = -log softmax(logitsᵢ)[tᵢ] = logsumexp(logitsᵢ) - logitsᵢ[tᵢ],
-    then reduced (mean over the rows whose target is not `ignore_index`, or sum, or none).
-
-    backward: ∂lᵢ/∂logitsᵢⱼ = softmaxᵢⱼ - [j = tᵢ], so
-    dlogits = (probs - onehot(t)) * (the weight each row has in the reduction),
-    a weight that is 0 for ignored rows and g / n_valid for `mean`.
-    """
-
-    @staticmethod
-    def forward(ctx: Context, logits: np.ndarray, targets: np.ndarray, ignore_index: int, reduction: str) -> np.ndarray:
-        n = logits.shape[0]                                            # logits (N, V), targets (N,)
-        valid = targets != ignore_index                                # (N,)
-        safe_t = np.where(valid, targets, 0)                           # (N,) any class for ignored rows
-        rows = np.arange(n)
-        probs = logits - logits.max(axis=1, keepdims=True)             # (N, V) shifted logits
-        target_logit = probs[rows, safe_t]                             # (N,)
-        np.exp(probs, out=probs)                                       # (N, V) in place: one big buffer
-        z = probs.sum(axis=1)                                          # (N,)
-        probs /= z[:, None]                                            # (N, V) softmax
-        losses = np.where(valid, np.log(z) - target_logit, 0).astype(logits.dtype)  # (N,)
-        ctx.save_for_backward(probs, safe_t, valid)
-        ctx.reduction, ctx.n_valid = reduction, int(valid.sum())
-        if reduction == "none":
-            return losses
-        total = losses.sum(dtype=logits.dtype)
-        return np.asarray(total / ctx.n_valid if reduction == "mean" else total, dtype=logits.dtype)
-
-    @staticmethod
-    def backward(ctx: Context, g: np.ndarray):
-        probs, safe_t, valid = ctx.saved_tensors
-        # the graph is freed after this call unless retained, so reuse the big buffer
-        d = probs if not ctx.graph_retained else probs.copy()
-        d[np.arange(len(safe_t)), safe_t] -= 1                         # probs - onehot(t)
-        if ctx.reduction == "none":
-            weight = g * valid                                         # (N,)
-        else:
-            scale = g / ctx.n_valid if ctx.reduction == "mean" else g  # 0-d
-            weight = valid * scale                                     # (N,)
-        d *= weight[:, None].astype(d.dtype, copy=False)
-        return d, None
-
-
-def cross_entropy(input: Tensor, target: Any, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
-    """Cross-entropy of logits against integer class targets.
-
-    Shapes: logits (N, V) with targets (N,), as PyTorch; or (..., V) with (...)
-    (the class dim last, as a GPT's logits come, where PyTorch would want it
-    second). Targets equal to `ignore_index` add nothing. Reduction 'mean'
-    (over the non-ignored targets), 'sum' or 'none'.
-    """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integer class ids, got dtype {t.dtype}")
-    if input.ndim < 1 or t.shape != input.shape[:-1]:
-        raise ValueError(f"cross_entropy: logits of shape {input.shape} need targets of shape "
-                         f"{input.shape[:-1]}, got {t.shape}")
-    v = input.shape[-1]
-    bad = (t != ignore_index) & ((t < 0) | (t >= v))
-    if bad.any():
-        raise ValueError(f"cross_entropy: target {t[bad].flat[0]} is out of range for {v} classes "
-                         f"({int(bad.sum())} bad targets)")
-    flat = input.reshape(-1, v)
-    out = CrossEntropy.apply(flat, t.reshape(-1), ignore_index=ignore_index, reduction=reduction)
-    return out.reshape(t.shape) if reduction == "none" else out
+    return input.log_softmax(_implicit_dim("log_softmax", input.ndim) if dim is None else dim)
 
 
 # ----------------------------------------------------------------------------- layer norm
@@ -159,10 +104,10 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
     (biased), then scale by `weight` and shift by `bias`."""
     shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     if input.shape[input.ndim - len(shape):] != shape or len(shape) > input.ndim:
-        raise ValueError(f"layer_norm: input of shape {input.shape} does not end in normalized_shape {shape}")
+        raise ValueError(f"layer_norm: input of shape {tuple(input.shape)} does not end in normalized_shape {shape}")
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != shape:
-            raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected {shape}")
+            raise ValueError(f"layer_norm: {name} has shape {tuple(p.shape)}, expected {shape}")
     axes = tuple(range(input.ndim - len(shape), input.ndim))
     return LayerNorm.apply(input, weight, bias, axes=axes, eps=eps)
 
@@ -394,10 +339,10 @@ class Linear(Function):
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, weight of shape (out_features, in_features)."""
     if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input of shape {input.shape} cannot multiply weight of shape "
-                         f"{weight.shape} (expected input (..., {weight.shape[-1]}))")
+        raise ValueError(f"linear: input of shape {tuple(input.shape)} cannot multiply weight of shape "
+                         f"{tuple(weight.shape)} (expected input (..., {weight.shape[-1]}))")
     if bias is not None and bias.shape != weight.shape[:1]:
-        raise ValueError(f"linear: bias has shape {bias.shape}, expected {weight.shape[:1]}")
+        raise ValueError(f"linear: bias has shape {tuple(bias.shape)}, expected {tuple(weight.shape[:1])}")
     return Linear.apply(input, weight, bias)
 
 
@@ -431,19 +376,117 @@ def embedding(input: Any, weight: Tensor) -> Tensor:
     return Embedding.apply(weight, ids=ids)
 
 
-# ----------------------------------------------------------------------------- losses
+# ----------------------------------------------------------------------------- one-hot and padding
 
 
-def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Mean (or sum, or none) of squared differences; built from primitives."""
-    target = input._operand(target)
-    if input.shape != target.shape:
-        raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape {target.shape} differ")
-    sq = (input - target) ** 2
-    if reduction == "mean":
-        return sq.mean()
-    if reduction == "sum":
-        return sq.sum()
-    if reduction == "none":
-        return sq
-    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """int64 tensor of shape (..., num_classes), 1 at each id's position and 0 elsewhere
+    (num_classes=-1: one more than the largest id). Not differentiable."""
+    ids = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    if ids.dtype.kind not in "iu":
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if num_classes == -1:
+        if ids.size == 0:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = int(ids.max()) + 1
+    if ids.size and ids.min() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if ids.size and ids.max() >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    out = np.zeros((*ids.shape, num_classes), dtype=np.int64)
+    np.put_along_axis(out, ids[..., None].astype(np.int64), 1, axis=-1)
+    return Tensor(out)
+
+
+class Pad(Function):
+    """out = x with `value` added before and after each dim (negative widths crop instead).
+
+    backward: every element of x sits at one place in out (or was cropped away), so
+    dx = the slice of g where x's elements went (0 for cropped ones).
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, widths: tuple[tuple[int, int], ...], value: float) -> np.ndarray:
+        # x's elements that survive the crop, and where they land in out, per dim
+        src = tuple(slice(max(0, -lo), n - max(0, -hi)) for n, (lo, hi) in zip(x.shape, widths))
+        dst = tuple(slice(max(0, lo), max(0, lo) + s.stop - s.start) for s, (lo, _) in zip(src, widths))
+        shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))
+        out = np.full(shape, value, dtype=x.dtype)
+        out[dst] = x[src]
+        ctx.src, ctx.dst, ctx.shape = src, dst, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        dx = np.zeros(ctx.shape, dtype=g.dtype)
+        dx[ctx.src] = g[ctx.dst]
+        return dx
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
+    """Pad with `value` (default 0). `pad` lists (before, after) widths from the last dim
+    backwards, as PyTorch: (left, right) pads the last dim, (left, right, top, bottom) the
+    last two. Negative widths crop. Only mode='constant' (PyTorch also has reflect,
+    replicate and circular)."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    if not all(_checks.is_integer(p) for p in pad):
+        raise TypeError(f"pad: widths must be integers, got {tuple(pad)}")
+    pad = [int(p) for p in pad]
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > input.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension "
+                           f"but got padding length {len(pad)} and input of dimension {input.ndim}")
+    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)]   # last dim first
+    widths = ((0, 0),) * (input.ndim - len(pairs)) + tuple(reversed(pairs))
+    for d, (n, (lo, hi)) in enumerate(zip(input.shape, widths)):
+        if n + lo + hi < 0:
+            raise RuntimeError(f"pad: dim {d} of size {n} with widths ({lo}, {hi}) "
+                               f"would have negative size {n + lo + hi}")
+    return Pad.apply(input, widths=widths, value=0.0 if value is None else value)
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Any = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None) -> Tensor:
+    """softmax(q kᵀ · scale + mask) v, as PyTorch's math reference, composed from matmul,
+    masked_fill, softmax and dropout, so its backward is theirs.
+
+    query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); scale defaults
+    to 1/√E. `attn_mask`: bool, True where a query may attend (the opposite of
+    masked_fill's convention), or float, added to the scores; `is_causal` lets query i
+    attend keys 0..i (no attn_mask then). A query that may attend no key gets zeros, as
+    PyTorch's. Dropout applies whenever dropout_p > 0 (pass 0 in eval, as with PyTorch).
+    No `enable_gqa`.
+    """
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("scaled_dot_product_attention: explicit attn_mask should not be set when is_causal=True")
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2 or key.shape[-2] != value.shape[-2] \
+            or query.shape[-1] != key.shape[-1]:
+        raise RuntimeError(f"scaled_dot_product_attention: query {tuple(query.shape)}, key {tuple(key.shape)} "
+                           f"and value {tuple(value.shape)} need shapes (..., L, E), (..., S, E) and (..., S, Ev)")
+    L, S = query.shape[-2], key.shape[-2]
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale                   # (..., L, S)
+    if is_causal:
+        attn_mask = np.tril(np.ones((L, S), dtype=bool))               # (L, S) keep i ≥ j
+    if attn_mask is not None:
+        mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        if mask.dtype == bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:
+            bias = attn_mask if isinstance(attn_mask, Tensor) else Tensor(mask)
+            scores = scores + bias.to(scores.dtype)                    # (..., L, S)
+    blocked = np.isneginf(scores.data).all(axis=-1, keepdims=True)     # (..., L, 1) rows with no key
+    if blocked.any():                                                  # PyTorch's safe softmax: zeros there
+        scores = scores.masked_fill(np.broadcast_to(blocked, scores.shape), 0.0)
+    weights = scores.softmax(-1)                                       # (..., L, S)
+    if blocked.any():
+        weights = weights.masked_fill(np.broadcast_to(blocked, weights.shape), 0.0)
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p, training=True)
+    return weights @ value                                             # (..., L, Ev)

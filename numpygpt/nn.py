@@ -8,6 +8,7 @@ model and of the same model in PyTorch are the same list.
 
 Differences from PyTorch: buffers and state_dict values are NumPy arrays.
 `GELU` takes `approximate="none"` (exact, the default) or `"tanh"`, as PyTorch; `to()` takes a dtype only (there is one device).
+`nn.init` is numpygpt.init, `nn.functional` is numpygpt.functional.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from __future__ import annotations
 import math
 import sys
 from collections import OrderedDict, namedtuple
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from . import _checks, functional
-from .random import default_generator
+from . import _checks, functional, init
 from .tensor import Tensor, get_default_dtype
 
 F = functional
 sys.modules[__name__ + ".functional"] = functional  # `import numpygpt.nn.functional as F` works too
+sys.modules[__name__ + ".init"] = init              # and `import numpygpt.nn.init`
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -107,6 +108,17 @@ class Module:
             setattr(self, name, param)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register `module` as the child `name` (checked as PyTorch checks it)."""
+        if not isinstance(name, str):
+            raise TypeError(f"module name should be a string. Got {type(name).__name__}")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        if "." in name:
+            raise KeyError(f"module name can't contain \".\", got: {name}")
+        if not name:
+            raise KeyError('module name can\'t be empty string ""')
+        if name not in self._modules and hasattr(self, name):
+            raise KeyError(f"attribute '{name}' already exists")
         self._modules[name] = module
 
     # -- calling -------------------------------------------------------------------------
@@ -117,22 +129,25 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # -- walking the tree ----------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """Every module in the tree (each once), depth first, self first."""
-        seen: set[int] = set()
+    def named_modules(self, memo: set[int] | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        """Every module in the tree, depth first, self first, named by its path ("" for self);
+        a module reachable twice appears once unless `remove_duplicate=False`.
+        (`memo` holds the ids of modules already seen, where PyTorch's holds the modules.)"""
+        seen: set[int] = set() if memo is None else memo
         stack = [(prefix, self)]
         while stack:
             name, m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
+            if remove_duplicate:
+                if id(m) in seen:
+                    continue
+                seen.add(id(m))
             yield name, m
             children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items() if c is not None]
             stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
-        for _, m in self.named_modules():
-            yield m
+        return (m for _, m in self.named_modules())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, m in self._modules.items():
@@ -140,13 +155,20 @@ class Module:
                 yield name, m
 
     def children(self) -> Iterator[Module]:
-        for _, m in self.named_children():
-            yield m
+        return (m for _, m in self.named_children())
+
+    def apply(self, fn: Any) -> Module:
+        """Call `fn(module)` on every child (recursively), then on self; returns self.
+        The usual use is initialisation: `model.apply(init_weights)`."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """(name, parameter) pairs; a parameter shared by two modules (tied weights) appears once."""
         seen: set[int] = set()
-        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        mods = self.named_modules(prefix=prefix) if recurse else iter([(prefix, self)])
         for mod_name, m in mods:
             for name, p in m._parameters.items():
                 if p is None or id(p) in seen:
@@ -155,18 +177,16 @@ class Module:
                 yield (f"{mod_name}.{name}" if mod_name else name), p
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        for mod_name, m in self.named_modules(prefix):
+        for mod_name, m in self.named_modules(prefix=prefix):
             for name, b in m._buffers.items():
                 if b is not None:
                     yield (f"{mod_name}.{name}" if mod_name else name), b
 
     def buffers(self) -> Iterator[np.ndarray]:
-        for _, b in self.named_buffers():
-            yield b
+        return (b for _, b in self.named_buffers())
 
     # -- modes and gradients ---------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -180,11 +200,20 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's `.grad` (or, with set_to_none=False, zero it in place).
+        `.grad` may be an ndarray or a Tensor; a NumPy scalar is replaced by a 0-d zero array."""
         for p in self.parameters():
-            if set_to_none:
+            g = p.grad
+            if set_to_none or g is None:
                 p.grad = None
-            elif p.grad is not None:
-                p.grad[...] = 0
+                continue
+            arr = g if isinstance(g, (np.ndarray, np.generic)) else g.data  # (ndarray.data is a memoryview)
+            if isinstance(arr, np.ndarray):
+                arr[...] = 0
+            elif g is arr:
+                p.grad = np.zeros_like(arr)
+            else:
+                g.data = np.zeros_like(arr)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
@@ -200,8 +229,10 @@ class Module:
             for p in m._parameters.values():
                 if p is not None and p.data.dtype != dtype:
                     p.data = p.data.astype(dtype)
-                    if p.grad is not None:
+                    if isinstance(p.grad, np.ndarray):
                         p.grad = p.grad.astype(dtype)
+                    elif p.grad is not None:  # a Tensor
+                        p.grad = p.grad.to(dtype)
             for name, b in m._buffers.items():
                 if b is not None and b.dtype.kind == "f":
                     m._buffers[name] = b.astype(dtype)
@@ -222,23 +253,13 @@ class Module:
         """name -> array for every parameter and persistent buffer, in PyTorch's order.
         The arrays are the module's own (not copies); tied weights appear under each name."""
         out: OrderedDict[str, np.ndarray] = OrderedDict()
-
-        def visit(m: Module, prefix: str) -> None:
-            for name, p in m._parameters.items():
-                if p is not None:
-                    out[prefix + name] = p.data
-            for name, b in m._buffers.items():
-                if b is not None and name not in m._non_persistent:
-                    out[prefix + name] = b
-            for name, c in m._modules.items():
-                if c is not None:
-                    visit(c, prefix + name + ".")
-
-        visit(self, "")
+        for key, (m, table, name) in self._state_slots().items():
+            value = getattr(m, table)[name]
+            out[key] = value.data if table == "_parameters" else value
         return out
 
     def _state_slots(self) -> dict[str, tuple[Module, str, str]]:
-        """Where each state_dict key lives: (module, table, attribute name)."""
+        """Where each state_dict key lives, in PyTorch's order: (module, table, attribute name)."""
         slots: dict[str, tuple[Module, str, str]] = {}
 
         def visit(m: Module, prefix: str) -> None:
@@ -319,31 +340,36 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
 
-def _uniform(shape: tuple[int, ...], bound: float) -> Parameter:
-    """U(-bound, bound) in the default dtype, drawn as PyTorch's `uniform_` draws it."""
-    return Parameter(default_generator.uniform(shape, -bound, bound, dtype=get_default_dtype()))
+def _empty(*shape: int) -> Parameter:
+    """A parameter of `shape` in the default dtype, for an `nn.init` function to fill."""
+    return Parameter(np.empty(shape, dtype=get_default_dtype()))
 
 
 class Linear(Module):
     """y = x Wᵀ + b; `weight` (out_features, in_features), `bias` (out_features,).
 
     Initialised as PyTorch's `reset_parameters`, weight first, then bias:
-    kaiming_uniform_(weight, a=√5), i.e. U(-b, b) with b = √3 · gain / √in and
+    init.kaiming_uniform_(weight, a=√5), i.e. U(-b, b) with b = √3 · gain / √in and
     gain = √(2 / (1 + a²)), which is 1/√in up to rounding; then bias U(-1/√in, 1/√in).
-    The bounds are computed with PyTorch's own formulas, so the numbers match it bit for bit."""
+    The same formulas and draws as PyTorch's, so the numbers match it bit for bit."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         _checks.integer(in_features, "Linear: in_features", minimum=0)
         _checks.integer(out_features, "Linear: out_features", minimum=0)
         self.in_features, self.out_features = in_features, out_features
-        gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))                   # calculate_gain("leaky_relu", √5)
-        weight_bound = math.sqrt(3.0) * gain / math.sqrt(in_features) if in_features > 0 else 0.0
-        self.weight = _uniform((out_features, in_features), weight_bound)
+        self.weight = _empty(out_features, in_features)
         if bias:
-            self.bias = _uniform((out_features,), 1 / math.sqrt(in_features) if in_features > 0 else 0.0)
+            self.bias = _empty(out_features)
         else:
             self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)
@@ -354,7 +380,7 @@ class Linear(Module):
 
 class Embedding(Module):
     """A lookup table: row i of `weight` (num_embeddings, embedding_dim) for id i.
-    Initialised N(0, 1), drawn as PyTorch's `normal_` draws it."""
+    Initialised N(0, 1) by init.normal_, drawn as PyTorch's `normal_` draws it."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
@@ -363,7 +389,11 @@ class Embedding(Module):
         if num_embeddings == 0:
             raise ValueError("Embedding: num_embeddings must be at least 1")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(default_generator.normal((num_embeddings, embedding_dim), dtype=get_default_dtype()))
+        self.weight = _empty(num_embeddings, embedding_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
 
     def forward(self, ids: Any) -> Tensor:
         return F.embedding(ids, self.weight)
@@ -416,6 +446,49 @@ class GELU(Module):
 class ReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class Sigmoid(Module):
+    """σ(x) = 1 / (1 + e⁻ˣ)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sigmoid()
+
+
+class Identity(Module):
+    """Returns its input; any constructor arguments are ignored, as PyTorch's."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class Softmax(Module):
+    """Softmax along `dim` (see `functional.softmax` for dim=None, which PyTorch deprecates)."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log(softmax(x)) along `dim`, computed stably."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, self.dim)
 
 
 class Dropout(Module):
@@ -479,6 +552,64 @@ class ModuleList(_Indexed):
         return self
 
 
+class ModuleDict(Module):
+    """Modules by name, registered as children under those names (so `state_dict` keys are
+    "name.weight", ...), in insertion order; a dict's methods, no forward of its own."""
+
+    def __init__(self, modules: Any = None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> Any:
+        return self._modules.keys()
+
+    def items(self) -> Any:
+        return self._modules.items()
+
+    def values(self) -> Any:
+        return self._modules.values()
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def pop(self, key: str) -> Module:
+        value = self[key]
+        del self[key]
+        return value
+
+    def update(self, modules: Any) -> None:
+        """Add (or replace) from a mapping, or from an iterable of (name, module) pairs."""
+        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
+        if not isinstance(pairs, Iterable):
+            raise TypeError("ModuleDict.update should be called with an iterable of key/value pairs, "
+                            f"but got {type(modules).__name__}")
+        for j, pair in enumerate(pairs):
+            if not isinstance(pair, Iterable):
+                raise TypeError(f"ModuleDict update sequence element #{j} should be Iterable; is {type(pair).__name__}")
+            if len(pair := tuple(pair)) != 2:
+                raise ValueError(f"ModuleDict update sequence element #{j} has length {len(pair)}; 2 is required")
+            self[pair[0]] = pair[1]
+
+
 class MSELoss(Module):
     """Mean squared error, `reduction` 'mean' (default), 'sum' or 'none'."""
 
@@ -491,11 +622,25 @@ class MSELoss(Module):
 
 
 class CrossEntropyLoss(Module):
-    """Cross-entropy of logits (..., V) against integer targets (...), see `functional.cross_entropy`."""
+    """Cross-entropy of logits (..., V) against integer targets (...) or class probabilities
+    (..., V), see `functional.cross_entropy` (no class `weight`: pass the rest by keyword)."""
+
+    def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__()
+        self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.cross_entropy(input, target, ignore_index=self.ignore_index, reduction=self.reduction,
+                               label_smoothing=self.label_smoothing)
+
+
+class NLLLoss(Module):
+    """Negative log-likelihood of log-probabilities (..., V) at integer targets (...),
+    see `functional.nll_loss` (no class `weight`)."""
 
     def __init__(self, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
         self.ignore_index, self.reduction = ignore_index, reduction
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return F.cross_entropy(input, target, self.ignore_index, self.reduction)
+        return F.nll_loss(input, target, ignore_index=self.ignore_index, reduction=self.reduction)

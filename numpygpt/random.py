@@ -169,8 +169,10 @@ class Generator:
         """U[low, high), as `torch.Tensor.uniform_` (and `torch.rand` for [0, 1))."""
         dtype = _float_dtype(dtype)
         low_t, high_t = dtype.type(low), dtype.type(high)
-        width = float(high_t - low_t)  # PyTorch takes (to - from) in the tensor's dtype
-        return self._fill(shape, dtype, lambda n: self._unit(n, dtype) * width + float(low_t))
+        width, start = float(high_t - low_t), float(low_t)  # PyTorch takes (to - from) in the tensor's dtype
+        if dtype == np.float32:  # u · width + start in float64, then one rounding to float32
+            return self._fill(shape, dtype, lambda n: self._unit(n, dtype) * width + start)
+        return self._fill(shape, dtype, lambda n: _fused_multiply_add(self._unit(n, dtype), width, start))
 
     def normal(self, shape: Sequence[int], mean: float = 0.0, std: float = 1.0, dtype: Any = np.float32) -> np.ndarray:
         """N(mean, std²), as `torch.Tensor.normal_` and `torch.randn` on a contiguous tensor."""
@@ -256,6 +258,28 @@ def _float_dtype(dtype: Any) -> np.dtype:
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"random floats are float32 or float64, got {dtype}")
     return dtype
+
+
+def _fused_multiply_add(x: np.ndarray, w: float, b: float) -> np.ndarray:
+    """x · w + b with one rounding, as the compiled `x * (to - from) + from` of PyTorch (an FMA).
+
+    Dekker's exact product splits x · w into p + e (Veltkamp's 27-bit halves),
+    Knuth's two-sum splits p + b into s + t, and s + (t + e) rounds once more:
+    the correctly rounded value but for ties far rarer than one in a million.
+    """
+    split = 134217729.0  # 2^27 + 1
+    p = x * w
+    xh = x * split
+    xh = xh - (xh - x)
+    xl = x - xh
+    wh = w * split
+    wh = wh - (wh - w)
+    wl = w - wh
+    e = ((xh * wh - p) + xh * wl + xl * wh) + xl * wl  # x · w - p, exactly
+    s = p + b
+    bb = s - p
+    t = (p - (s - bb)) + (b - bb)                       # p + b - s, exactly
+    return s + (t + e)
 
 
 def _box_muller_16(x: np.ndarray, mean: float, std: float) -> np.ndarray:

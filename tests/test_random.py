@@ -204,6 +204,15 @@ def test_randperm_matches_torch(torch, n: int) -> None:
     np.testing.assert_array_equal(numpygpt.randperm(n, generator=g).numpy(), torch.randperm(n, generator=tg).numpy())
 
 
+@pytest.mark.parametrize("low, high", [(-0.3, 0.3), (2.5, 7.1), (-1e-3, 5e-4)])
+def test_float64_uniform_bounds_match_torch(torch, low: float, high: float) -> None:
+    """PyTorch computes u · (high - low) + low as one fused multiply-add in float64."""
+    numpygpt.manual_seed(1)
+    torch.manual_seed(1)
+    ours = numpygpt.default_generator.uniform((5000,), low, high, np.float64)
+    np.testing.assert_array_equal(ours, torch.empty(5000, dtype=torch.float64).uniform_(low, high).numpy())
+
+
 def test_sampler_seed_draw_matches_torch(torch) -> None:
     numpygpt.manual_seed(2)
     torch.manual_seed(2)
