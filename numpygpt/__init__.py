@@ -12,8 +12,55 @@ functional.py and nn.py build the layers the seed's GPT-2 in model.py uses.
 The README's architecture table lists every module.
 """
 
-from . import functional, nn, ops, utils
+from . import functional, functions, nn, ops, utils
+from ._checks import ShapeError
+from ._printing import Size, get_printoptions, printoptions, set_printoptions
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
+from .functions import (  # the torch namespace's functions and constants (these names shadow builtins here)
+    abs,
+    argmax,
+    argmin,
+    bool,
+    clamp,
+    clip,
+    double,
+    empty,
+    empty_like,
+    exp,
+    eye,
+    float,
+    float32,
+    float64,
+    full_like,
+    inf,
+    inference_mode,
+    int32,
+    int64,
+    linspace,
+    log,
+    log_softmax,
+    long,
+    max,
+    mean,
+    min,
+    multinomial,
+    nan,
+    ones_like,
+    pi,
+    pow,
+    set_grad_enabled,
+    sigmoid,
+    softmax,
+    sqrt,
+    std,
+    sum,
+    tanh,
+    topk,
+    tril,
+    triu,
+    var,
+    zeros_like,
+)
 from .gradcheck import GradcheckError, gradcheck
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from .tensor import (
@@ -23,7 +70,6 @@ from .tensor import (
     full,
     get_default_dtype,
     matmul,
-    multinomial,
     ones,
     rand,
     randint,
@@ -39,8 +85,13 @@ from .tensor import (
 __version__ = "0.2.0"
 
 __all__ = [
-    "Context", "Function", "Generator", "GradcheckError", "Tensor", "arange", "cat", "default_generator", "enable_grad", "full", "functional",
-    "get_default_dtype", "get_rng_state", "gradcheck", "initial_seed", "is_grad_enabled", "manual_seed", "matmul", "multinomial", "nn",
-    "no_grad", "ones", "ops", "rand", "randint", "randn", "randperm", "set_default_dtype", "set_rng_state", "stack", "tensor",
-    "unbroadcast", "utils", "where", "zeros",
+    "Context", "Function", "Generator", "GradcheckError", "ShapeError", "Size", "Tensor", "abs", "arange", "argmax",
+    "argmin", "bool", "cat", "clamp", "clip", "default_generator", "double", "empty", "empty_like", "enable_grad",
+    "exp", "eye", "float", "float32", "float64", "full", "full_like", "functional", "functions",
+    "get_default_dtype", "get_printoptions", "get_rng_state", "gradcheck", "inf", "inference_mode", "initial_seed", "int32", "int64",
+    "is_grad_enabled", "linspace", "log", "log_softmax", "long", "manual_seed", "matmul", "max", "mean", "min",
+    "multinomial", "nan", "nn", "no_grad", "ones", "ones_like", "ops", "pi", "pow", "printoptions", "rand", "randint", "randn",
+    "randperm", "set_default_dtype", "set_grad_enabled", "set_printoptions", "set_rng_state", "sigmoid", "softmax", "sqrt", "stack",
+    "std", "sum", "tanh", "tensor", "topk", "tril", "triu", "unbroadcast", "utils", "var", "where", "zeros",
+    "zeros_like",
 ]

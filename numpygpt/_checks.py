@@ -2,11 +2,12 @@
 
 Each check returns the value in the form the caller works with (a Python int,
 an int64 array) or raises an error that names the argument and what is wrong
-with it. Two error classes subclass two built-in exceptions at once, as
+with it. Three error classes subclass two built-in exceptions at once, as
 NumPy's `AxisError` does, so that callers may catch either:
 
     NotAnIntegerError(TypeError, ValueError)   a count that is not an integer at all
     TokenIdError(IndexError, ValueError)       a token id outside [0, vocab_size)
+    ShapeError(RuntimeError, ValueError)       shapes that do not fit together (PyTorch: RuntimeError)
 """
 
 from __future__ import annotations
@@ -109,3 +110,163 @@ def _object_ints(arr: np.ndarray, vocab_size: int | None) -> np.ndarray:
         limit = f"[0, {vocab_size})" if vocab_size is not None else "of int64"
         raise TokenIdError(f"token id {flat[i]} at position {_position(tuple(int(k) for k in where))} "
                            f"is out of range {limit}") from None
+
+
+class ShapeError(RuntimeError, ValueError):
+    """Shapes that do not fit together (broadcasting, matmul, cat, reshape, ...): PyTorch raises
+    RuntimeError there, and code written for ValueError keeps working."""
+
+
+def device(value: Any) -> str:
+    """A `device=` argument: None or the one CPU device ("cpu", "cpu:0"); any other is a RuntimeError."""
+    if value is None or str(value).split(":")[0] == "cpu":
+        return "cpu"
+    raise RuntimeError(f"numpygpt computes on the CPU only, got device={value!r}; use 'cpu'")
+
+
+def broadcast(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape `shapes` broadcast to, or `ShapeError` naming the op and the shapes."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        listed = ", ".join(str(tuple(s)) for s in shapes[:-1]) + f" and {tuple(shapes[-1])}"
+        raise ShapeError(f"{op}: shapes {listed} cannot be broadcast together") from None
+
+
+def index_steps(index: Any) -> tuple[Any, ...]:
+    """PyTorch's indexing rule as one NumPy index, or two applied one after the other.
+
+    NumPy counts an int beside an integer array as one more array index and
+    broadcasts them together, so `x[0, :, [0, 1]]` of a (2, 3, 4) array has
+    shape (2, 3). PyTorch applies the ints first, as plain indexing, then the
+    arrays: (3, 2). So when both are present the ints go in a first step and
+    the rest in a second.
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    ints = [is_integer(i) for i in items]
+    if not any(ints) or not any(isinstance(i, np.ndarray) and i.dtype != bool for i in items):
+        return (index,)
+    first: list[Any] = []
+    second: list[Any] = []
+    for item, is_int in zip(items, ints):
+        if is_int:
+            first.append(item)
+        elif item is None or item is Ellipsis:
+            first.append(item)
+            second.append(Ellipsis if item is Ellipsis else slice(None))
+        else:  # a slice or an array: kept for the second step (a bool mask spans its ndim dims)
+            first.extend([slice(None)] * (item.ndim if isinstance(item, np.ndarray) and item.dtype == bool else 1))
+            second.append(item)
+    return tuple(first), tuple(second)
+
+
+def matmul(a: tuple[int, ...], b: tuple[int, ...]) -> None:
+    """`ShapeError` unless shapes `a` and `b` can be matrix-multiplied (1-D operands allowed)."""
+    a, b = tuple(a), tuple(b)
+    if not a or not b:
+        raise ShapeError(f"matmul: both operands need at least one dim, got shapes {a} and {b}")
+    k_a, k_b = a[-1], (b[-2] if len(b) > 1 else b[0])
+    if k_a != k_b:
+        raise ShapeError(f"matmul: shapes {a} and {b} cannot be multiplied ({k_a} != {k_b})")
+    try:
+        np.broadcast_shapes(a[:-2], b[:-2])
+    except ValueError:
+        raise ShapeError(f"matmul: the batch dims of shapes {a} and {b} cannot be broadcast together") from None
+
+
+def cat(shapes: Sequence[tuple[int, ...]], axis: int, op: str = "cat") -> None:
+    """`ShapeError` unless `shapes` agree everywhere but along `axis` (everywhere for stack's axis=None)."""
+    if not shapes:
+        raise ValueError(f"{op}: expected a non-empty list of tensors")
+    first = tuple(shapes[0])
+    for shape in map(tuple, shapes[1:]):
+        if len(shape) != len(first) or any(i != axis and m != n for i, (m, n) in enumerate(zip(shape, first))):
+            where = "" if axis is None else f" outside dim {axis}"
+            raise ShapeError(f"{op}: all tensors need the same shape{where}, got {first} and {shape}")
+
+
+def mask(mask: np.ndarray, shape: tuple[int, ...], op: str) -> np.ndarray:
+    """`mask` if it is a bool array that broadcasts to `shape` (without changing it)."""
+    if mask.dtype != bool:
+        raise TypeError(f"{op}: mask must be bool, got {mask.dtype}")
+    try:
+        fits = np.broadcast_shapes(mask.shape, shape) == tuple(shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(f"{op}: mask of shape {mask.shape} does not broadcast to {tuple(shape)}")
+    return mask
+
+
+def split_bounds(split_size: int | Sequence[int], n: int) -> list[tuple[int, int]]:
+    """(start, stop) of each piece of `split`: pieces of `split_size` (the last one may be
+    smaller), or of each size listed, which must add up to `n`."""
+    if is_integer(split_size):
+        size = integer(split_size, "split: split_size")
+        sizes = [size] * (n // size) + ([n % size] if n % size or n == 0 else [])
+    else:
+        sizes = [integer(s, "split: each size", minimum=0) for s in split_size]
+        if sum(sizes) != n:
+            raise ShapeError(f"split: sizes {list(sizes)} add up to {sum(sizes)}, not the dim's size {n}")
+    stops = np.cumsum(sizes).tolist()
+    return [(stop - size, stop) for size, stop in zip(sizes, stops)]
+
+
+def probabilities(probs: np.ndarray, op: str = "multinomial") -> np.ndarray:
+    """`probs` if it is a 1-D or 2-D float array of finite, non-negative weights, none all 0 in a row."""
+    if probs.ndim not in (1, 2) or probs.dtype.kind != "f":
+        raise ValueError(f"{op}: expected a 1-D or 2-D float tensor of probabilities, got "
+                         f"shape {probs.shape} and dtype {probs.dtype}")
+    if probs.size and (not np.isfinite(probs).all() or probs.min() < 0 or (probs.sum(-1) == 0).any()):
+        raise ValueError(f"{op}: probabilities must be finite, non-negative, and not all 0 in a row")
+    return probs
+
+
+def to_dtype(args: Sequence[Any], dtype: Any, device_: Any) -> np.dtype | None:
+    """The dtype `Tensor.to(*args, dtype=, device=)` asks for (None: keep it), after checking
+    that any device named (a string among `args`, or `device_`) is the CPU."""
+    device(device_)
+    for arg in args:
+        if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda", "mps", "xpu", "meta"):
+            device(arg)
+        else:  # a dtype, or a tensor whose dtype to take
+            dtype = arg if isinstance(arg, (type, np.dtype, str)) else arg.dtype
+    return None if dtype is None else np.dtype(dtype)
+
+
+def topk_indices(data: np.ndarray, k: int, axis: int, largest: bool) -> np.ndarray:
+    """Indices of the k largest (or smallest) entries along `axis`, in order; ties to the lower index."""
+    if not is_integer(k) or not 0 <= k <= data.shape[axis]:
+        raise RuntimeError(f"topk: k = {k!r} is out of range for a dim of size {data.shape[axis]}")
+    order = np.argsort(-data if largest else data, axis=axis, kind="stable")
+    return np.take(order, np.arange(k), axis=axis)
+
+
+def repeat_shapes(sizes: tuple[int, ...], shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """`repeat(*sizes)` as reshape, expand, reshape: (1, n0, 1, n1, ...), (r0, n0, r1, n1, ...), (r0 n0, r1 n1, ...)."""
+    if len(sizes) < len(shape):
+        raise RuntimeError(f"repeat: {len(sizes)} sizes for a tensor with {len(shape)} dims; give at least one per dim")
+    shape = (1,) * (len(sizes) - len(shape)) + tuple(shape)
+    spread = tuple(m for n in shape for m in (1, n))
+    tiled = tuple(m for r, n in zip(sizes, shape) for m in (r, n))
+    return spread, tiled, tuple(r * n for r, n in zip(sizes, shape))
+
+
+def index_arrays(index: Any) -> Any:
+    """An index with each Tensor replaced by its array and each list by an array (indices are never
+    differentiated)."""
+    if isinstance(index, tuple):
+        return tuple(index_arrays(i) for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    data = getattr(index, "data", None)
+    return data if isinstance(data, np.ndarray) else index  # a Tensor's array (an ndarray's .data is a buffer)
+
+
+def gather_index(index: Any, shape: tuple[int, ...], axis: int) -> np.ndarray:
+    """`gather`'s index as an int64 array: as many dims as the input, none larger outside `axis`."""
+    index = token_ids(index, what="gather: index")
+    if index.ndim != len(shape) or any(m > n for i, (m, n) in enumerate(zip(index.shape, shape)) if i != axis):
+        raise ShapeError(f"gather: index of shape {index.shape} does not fit a tensor of shape {tuple(shape)} "
+                         f"(same number of dims, none larger outside dim {axis})")
+    return index

@@ -81,7 +81,8 @@ class Div(Function):
 class Pow(Function):
     """out = a ** b;  da = g * b * a^(b-1),  db = g * out * ln(a)
 
-    `b` may be a Python number (the common `x ** 2`) or a tensor.
+    `b` may be a Python number (the common `x ** 2`) or a tensor. As PyTorch:
+    da = 0 where b = 0 (so `x ** 0` at x = 0), and db = 0 where a = 0 and b ≥ 0.
     """
 
     @staticmethod
@@ -93,8 +94,9 @@ class Pow(Function):
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
         a, b, out = ctx.saved_tensors
-        da = g * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        db = g * out * np.log(a) if ctx.needs_input_grad[1] else None
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0^(b-1) and ln 0: the cases set to 0
+            da = np.where(b == 0, 0, g * b * a ** (b - 1)) if ctx.needs_input_grad[0] else None
+            db = np.where((a == 0) & (b >= 0), 0, g * out * np.log(a)) if ctx.needs_input_grad[1] else None
         return da, db
 
 
@@ -134,7 +136,8 @@ class MatMul(Function):
         db = None
         if ctx.needs_input_grad[1]:
             if ctx.b_ndim == 2:
-                db = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                rows = int(np.prod(a.shape[:-1]))  # not -1: a size-0 dim leaves -1 undefined
+                db = a.reshape(rows, a.shape[-1]).T @ g.reshape(rows, g.shape[-1])
             else:
                 db = a.swapaxes(-1, -2) @ g
         return da, db
@@ -229,6 +232,64 @@ class ReLU(Function):
     def backward(ctx: Context, g: np.ndarray):
         (out,) = ctx.saved_tensors
         return g * (out > 0)
+
+
+class Sin(Function):
+    """out = sin x;  dx = g * cos x"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.sin(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (x,) = ctx.saved_tensors
+        return g * np.cos(x)
+
+
+class Cos(Function):
+    """out = cos x;  dx = -g * sin x"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.cos(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (x,) = ctx.saved_tensors
+        return -g * np.sin(x)
+
+
+class Sigmoid(Function):
+    """out = σ(x) = 1 / (1 + e⁻ˣ);  dx = g * out * (1 - out)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        e = np.exp(-np.abs(x))  # e⁻|x| ≤ 1: no overflow on either side
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (out,) = ctx.saved_tensors
+        return g * out * (1 - out)
+
+
+class Clamp(Function):
+    """out = min(max(x, lo), hi);  dx = g * [lo ≤ x ≤ hi]  (1 on the bounds, as PyTorch)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+        ctx.save_for_backward((x >= (-np.inf if lo is None else lo)) & (x <= (np.inf if hi is None else hi)))
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        (inside,) = ctx.saved_tensors
+        return g * inside
 
 
 class Cast(Function):
@@ -333,22 +394,28 @@ class Mean(Function):
 
 class Var(Function):
     """out = Σ (x - x̄)² / (n - c), with c = 1 unbiased (the default) or 0 biased;
-    dx = g * 2 (x - x̄) / (n - c)   (the x̄ term's own gradient sums to zero)"""
+    dx = g * 2 (x - x̄) / (n - c)   (the x̄ term's own gradient sums to zero)
+
+    Where n - c ≤ 0 the divisor is 0 and the result nan, as PyTorch.
+    """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...] | None, keepdim: bool, correction: int) -> np.ndarray:
-        centered = x - x.mean(axis=axis, keepdims=True)
-        n = _count(x.shape, axis)
+        with np.errstate(divide="ignore", invalid="ignore"):  # n - c = 0 gives nan, as it should
+            centered = x - (x.mean(axis=axis, keepdims=True) if x.size else 0)
+            ctx.denom = max(_count(x.shape, axis) - correction, 0)
+            out = np.asarray((centered * centered).sum(axis=axis, keepdims=keepdim) / ctx.denom)
         ctx.save_for_backward(centered)
-        ctx.axis, ctx.keepdim, ctx.denom = axis, keepdim, n - correction
-        return np.asarray((centered * centered).sum(axis=axis, keepdims=keepdim) / (n - correction))
+        ctx.axis, ctx.keepdim = axis, keepdim
+        return out
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
         (centered,) = ctx.saved_tensors
         if ctx.axis is not None and not ctx.keepdim:
             g = np.expand_dims(g, ctx.axis)
-        return g * centered * (2 / ctx.denom)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * centered * 2 / ctx.denom
 
 
 class Max(Function):
@@ -359,14 +426,16 @@ class Max(Function):
     shared equally between tied maxima, as `torch.max(x)` does.
     """
 
+    reduce, arg = staticmethod(np.max), staticmethod(np.argmax)
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axis: int | None, keepdim: bool) -> np.ndarray:
         ctx.shape, ctx.axis, ctx.keepdim = x.shape, axis, keepdim
         if axis is None:
-            out = x.max()
+            out = ctx.fn.reduce(x)
             ctx.save_for_backward(x == out)
             return np.asarray(out)
-        idx = np.expand_dims(np.argmax(x, axis=axis), axis)
+        idx = np.expand_dims(ctx.fn.arg(x, axis=axis), axis)
         ctx.save_for_backward(idx)
         out = np.take_along_axis(x, idx, axis=axis)
         return out if keepdim else np.squeeze(out, axis)
@@ -381,6 +450,44 @@ class Max(Function):
         dx = np.zeros(ctx.shape, dtype=g.dtype)
         np.put_along_axis(dx, saved, g, axis=ctx.axis)
         return dx
+
+
+class Min(Max):
+    """out = min_axis x; the gradient goes where Max's would, to the (first) minimum."""
+
+    reduce, arg = staticmethod(np.min), staticmethod(np.argmin)
+
+
+class LogSumExp(Function):
+    """out = m + ln Σ_axis exp(x - m), m = max_axis x (shifted: no overflow);
+    dx = g * exp(x - out)   (= g * softmax(x) along the axes)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...], keepdim: bool) -> np.ndarray:
+        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+        m = np.where(np.isfinite(m), m, 0)  # all -inf (or an inf, or no element) along the axes: no shift
+        out = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(x, out)
+        ctx.axis, ctx.keepdim = axis, keepdim
+        return out if keepdim else np.squeeze(out, axis)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        x, out = ctx.saved_tensors
+        return (g if ctx.keepdim else np.expand_dims(g, ctx.axis)) * np.exp(x - out)
+
+
+class CumSum(Function):
+    """out_i = Σ_{j ≤ i} x_j along `axis`;  dx_j = Σ_{i ≥ j} g_i, a cumulative sum from the end"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
+        ctx.axis = axis
+        return np.cumsum(x, axis=axis)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        return np.flip(np.cumsum(np.flip(g, ctx.axis), axis=ctx.axis), ctx.axis)
 
 
 # ----------------------------------------------------------------------------- shape and indexing
@@ -462,6 +569,24 @@ class GetItem(Function):
             dx[ctx.index] = g
         else:
             np.add.at(dx, ctx.index, g)
+        return dx
+
+
+class Gather(Function):
+    """out[i][j][k] = x[i][index[i][j][k]][k] (for axis 1), as `torch.gather`;
+    dx = zeros with g added back at the gathered places (repeats add up)"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int, index: np.ndarray) -> np.ndarray:
+        where = list(np.indices(index.shape, sparse=True))  # i, j, k as broadcastable ranges
+        where[axis] = index
+        ctx.shape, ctx.where = x.shape, tuple(where)
+        return x[ctx.where]
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        dx = np.zeros(ctx.shape, dtype=g.dtype)
+        np.add.at(dx, ctx.where, g)
         return dx
 
 

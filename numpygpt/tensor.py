@@ -9,16 +9,21 @@ Differences from PyTorch, on purpose:
 - `.data` is the NumPy array itself and `.grad` is an ndarray (or None), not a Tensor.
 - No in-place ops on tensors that are part of a graph; write to `.data` under
   `no_grad()` (optimisers do) instead.
+- One device, the CPU: `device=` and `.to()` accept "cpu" only; `.device` is the string "cpu".
+- dtypes are NumPy's (`x.dtype` is `np.dtype("float32")`). As PyTorch: integers meeting floats, and integer division, give the default
+float dtype; ints in an index apply before integer arrays; shape mismatches
+raise `ShapeError`, a RuntimeError that is also a ValueError.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
+from functools import partialmethod
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _checks, autograd, ops
+from . import _checks, _printing, autograd, ops
 from .random import Generator, default_generator
 
 # ----------------------------------------------------------------------------- default dtype
@@ -99,8 +104,9 @@ class Tensor:
 
     # -- properties ------------------------------------------------------------------
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+    def shape(self) -> _printing.Size:
+        """The sizes of the dims, as a `Size` (a tuple that prints as `torch.Size([2, 3])`)."""
+        return _printing.size_of(self.data.shape)
 
     @property
     def dtype(self) -> np.dtype:
@@ -119,8 +125,9 @@ class Tensor:
         """The node that produced this tensor (None for leaves)."""
         return self._ctx
 
-    def size(self, dim: int | None = None):
-        return self.shape if dim is None else self.shape[dim]
+    def size(self, dim: int | None = None) -> _printing.Size | int:
+        """The shape as a `Size`, or the size of one dim as an int, as `torch.Tensor.size`."""
+        return _printing.size_of(self.data.shape) if dim is None else self.data.shape[dim]
 
     def numel(self) -> int:
         return self.data.size
@@ -132,15 +139,13 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
-        extra = ""
-        if self.dtype not in (_default_dtype, np.int64, np.bool_):
-            extra += f", dtype={self.dtype}"
-        if self._ctx is not None:
-            extra += f", grad_fn={self._ctx!r}"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        """What PyTorch prints for this tensor: values, layout and suffixes (see _printing.py)."""
+        return _printing.tensor_repr(self, get_default_dtype())
+
+    def __format__(self, spec: str) -> str:  # f"{t.mean()}" of a one-element tensor prints its value
+        return _printing.tensor_format(self, spec)
+
+    __str__ = __repr__
 
     # -- conversion ------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
@@ -152,7 +157,7 @@ class Tensor:
 
     def item(self) -> Any:
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+            raise _checks.ShapeError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.data.item()
 
     def tolist(self) -> Any:
@@ -173,12 +178,19 @@ class Tensor:
         if self._ctx is not None:
             self._ctx.retained_output = self
 
-    def to(self, dtype: Any) -> Tensor:
-        """Cast to `dtype`; differentiable (the gradient is cast back)."""
-        dtype = np.dtype(dtype)
-        if dtype == self.dtype:
-            return self
-        return ops.Cast.apply(self, dtype=dtype)
+    @property
+    def device(self) -> str:
+        """Always "cpu": numpygpt has one device."""
+        return "cpu"
+
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Tensor:
+        """Cast to a dtype (`to(np.float64)`, `to(tensor)`); differentiable. The device must be "cpu"."""
+        dtype = _checks.to_dtype(args, dtype, device)
+        return self if dtype is None or dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
+
+    def clone(self) -> Tensor:
+        """A copy of the data that stays in the graph (the gradient passes through unchanged)."""
+        return ops.Cast.apply(self, dtype=self.dtype)  # astype always copies
 
     def float(self) -> Tensor:
         return self.to(np.float32)
@@ -213,14 +225,19 @@ class Tensor:
         return Tensor._wrap(_as_array(other))
 
     def _binary(self, fn: type, a: Any, b: Any, name: str) -> Tensor:
-        if a.dtype != b.dtype and a.dtype.kind == b.dtype.kind == "f" and (a.ndim == 0) != (b.ndim == 0):
-            # PyTorch's rule: a 0-d float tensor takes the float dtype of the other operand
-            a, b = (a.to(b.dtype), b) if a.ndim == 0 else (a, b.to(a.dtype))
+        if a.dtype != b.dtype:
+            a, b = _promote(a, b)
+        if fn is ops.Div and a.dtype.kind in "biu":  # integer division gives the default float dtype
+            a, b = a.to(_default_dtype), b.to(_default_dtype)
         try:
             return fn.apply(a, b)
         except ValueError:
-            _check_broadcast(name, a.shape, b.shape)
+            _checks.broadcast(name, a.shape, b.shape)
             raise
+
+    def _floating(self) -> Tensor:
+        """This tensor, or for an integer one its cast to the default dtype (`tensor(2).exp()`)."""
+        return self if self.data.dtype.kind in "fc" else self.to(_default_dtype)
 
     def __add__(self, other: Any) -> Tensor:
         return self._binary(ops.Add, self, self._operand(other), "add")
@@ -250,7 +267,8 @@ class Tensor:
         if isinstance(exponent, Tensor):
             return self._binary(ops.Pow, self, exponent, "pow")
         if np.ndim(exponent) == 0:  # a plain number stays a constant, not a graph input
-            return ops.Pow.apply(self, exponent.item() if isinstance(exponent, np.generic) else exponent)
+            exponent = exponent.item() if isinstance(exponent, np.generic) else exponent
+            return ops.Pow.apply(self._floating() if isinstance(exponent, float) else self, exponent)
         return self._binary(ops.Pow, self, self._operand(exponent), "pow")
 
     def __rpow__(self, base: Any) -> Tensor:
@@ -259,53 +277,68 @@ class Tensor:
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
 
+    def add(self, other: Any, alpha: float = 1) -> Tensor:
+        """self + alpha * other"""
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, alpha: float = 1) -> Tensor:
+        """self - alpha * other"""
+        return self - (other if alpha == 1 else other * alpha)
+
     def __matmul__(self, other: Any) -> Tensor:
         return matmul(self, self._operand(other))
 
     def __rmatmul__(self, other: Any) -> Tensor:
         return matmul(self._operand(other), self)
 
+    mul, div, neg, matmul = __mul__, __truediv__, __neg__, __matmul__  # x.mul(y) is x * y, ...
+
     # comparisons give bool tensors outside the graph
     def _compare(self, other: Any, fn: Any) -> Tensor:
         return Tensor._wrap(fn(self.data, self._operand(other).data))
 
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, np.equal)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, np.not_equal)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return self._compare(other, np.less)
-
-    def __le__(self, other: Any) -> Tensor:
-        return self._compare(other, np.less_equal)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return self._compare(other, np.greater)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return self._compare(other, np.greater_equal)
+    __eq__ = partialmethod(_compare, fn=np.equal)  # type: ignore[assignment]
+    __ne__ = partialmethod(_compare, fn=np.not_equal)  # type: ignore[assignment]
+    __lt__ = partialmethod(_compare, fn=np.less)
+    __le__ = partialmethod(_compare, fn=np.less_equal)
+    __gt__ = partialmethod(_compare, fn=np.greater)
+    __ge__ = partialmethod(_compare, fn=np.greater_equal)
 
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+            raise _checks.ShapeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         return bool(self.data)
 
     # -- elementwise functions -----------------------------------------------------------------
-    def exp(self) -> Tensor:
-        return ops.Exp.apply(self)
+    def _float_op(self, op: str) -> Tensor:
+        """`ops.<op>` applied to this tensor, cast first to the default dtype if it holds integers.
+        (Named, not referenced: ops.py is still loading while this class is built.)"""
+        return getattr(ops, op).apply(self._floating())
 
-    def log(self) -> Tensor:
-        return ops.Log.apply(self)
+    exp = partialmethod(_float_op, "Exp")          # eˣ
+    log = partialmethod(_float_op, "Log")          # ln x
+    sqrt = partialmethod(_float_op, "Sqrt")        # √x
+    tanh = partialmethod(_float_op, "Tanh")
+    sigmoid = partialmethod(_float_op, "Sigmoid")  # 1 / (1 + e⁻ˣ)
+    sin = partialmethod(_float_op, "Sin")
+    cos = partialmethod(_float_op, "Cos")
 
-    def sqrt(self) -> Tensor:
-        return ops.Sqrt.apply(self)
+    def rsqrt(self) -> Tensor:
+        """1 / √x"""
+        return self._floating() ** -0.5
 
-    def tanh(self) -> Tensor:
-        return ops.Tanh.apply(self)
+    def square(self) -> Tensor:
+        return self * self
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Values limited to [min, max] (numbers); the gradient is 1 inside, bounds included, 0 outside."""
+        if min is None and max is None:
+            raise RuntimeError("clamp: at least one of min and max must be given")
+        return ops.Clamp.apply(self, min, max)
+
+    clip = clamp
 
     def abs(self) -> Tensor:
         return ops.Abs.apply(self)
@@ -318,11 +351,20 @@ class Tensor:
 
     def softmax(self, dim: int) -> Tensor:
         (axis,) = _checks.dims(dim, self.ndim) or (0,)
-        return ops.Softmax.apply(self, axis=axis)
+        return ops.Softmax.apply(self._floating(), axis=axis)
 
     def log_softmax(self, dim: int) -> Tensor:
         (axis,) = _checks.dims(dim, self.ndim) or (0,)
-        return ops.LogSoftmax.apply(self, axis=axis)
+        return ops.LogSoftmax.apply(self._floating(), axis=axis)
+
+    def logsumexp(self, dim: int | Sequence[int], keepdim: bool = False) -> Tensor:
+        """ln Σ exp(x) over `dim`, computed without overflow."""
+        return ops.LogSumExp.apply(self._floating(), axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
+
+    def cumsum(self, dim: int) -> Tensor:
+        x = self.reshape(1) if self.ndim == 0 else self
+        out = ops.CumSum.apply(x, axis=_checks.dims(dim, x.ndim)[0])
+        return out if self.ndim else out.reshape(())
 
     # -- reductions ------------------------------------------------------------------------
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
@@ -331,22 +373,39 @@ class Tensor:
     def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         return ops.Mean.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
 
-    def var(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, unbiased: bool = True) -> Tensor:
-        """Variance; `unbiased=True` (PyTorch's default) divides by n - 1, False by n."""
-        return ops.Var.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim, correction=int(unbiased))
+    def var(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, unbiased: bool = True, *,
+            correction: int | None = None) -> Tensor:
+        """Σ (x - x̄)² / (n - correction): n - 1 by default, n if `unbiased=False`; nan if n ≤ correction."""
+        correction = int(unbiased) if correction is None else correction
+        return ops.Var.apply(self._floating(), axis=_checks.dims(dim, self.ndim), keepdim=keepdim,
+                             correction=correction)
 
-    def max(self, dim: int | None = None, keepdim: bool = False):
-        """`max()` is the largest element; `max(dim)` returns `(values, indices)`, as PyTorch."""
+    def std(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, unbiased: bool = True, *,
+            correction: int | None = None) -> Tensor:
+        """√var (same arguments as `var`)."""
+        return self.var(dim, keepdim, unbiased, correction=correction).sqrt()
+
+    def _extremum(self, op: str, dim: int | None = None, keepdim: bool = False):
+        """`max()` / `min()`: the largest / smallest element; `max(dim)`: `(values, indices)`, as PyTorch."""
+        fn = getattr(ops, op)
         if dim is None:
-            return ops.Max.apply(self, axis=None, keepdim=False)
+            return fn.apply(self, axis=None, keepdim=False)
         (axis,) = _checks.dims(dim, self.ndim) or (0,)
-        values = ops.Max.apply(self, axis=axis, keepdim=keepdim)
-        return MaxResult(values, Tensor._wrap(np.argmax(self.data, axis=axis, keepdims=keepdim)))
+        values = fn.apply(self, axis=axis, keepdim=keepdim)
+        return MaxResult(values, Tensor._wrap(fn.arg(self.data, axis=axis, keepdims=keepdim)))
 
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        if dim is None:
-            return Tensor._wrap(np.asarray(np.argmax(self.data)))
-        return Tensor._wrap(np.argmax(self.data, axis=dim, keepdims=keepdim))
+    def _arg(self, op: str, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """`argmax()` / `argmin()`: where the largest / smallest element is (the first, if tied)."""
+        return Tensor(getattr(ops, op).arg(self.data, axis=dim, keepdims=keepdim))
+
+    max, argmax = partialmethod(_extremum, "Max"), partialmethod(_arg, "Max")
+    min, argmin = partialmethod(_extremum, "Min"), partialmethod(_arg, "Min")
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        """(values, indices) of the k largest (smallest) along `dim`, in order; ties: lower index first."""
+        (axis,) = _checks.dims(dim, self.ndim) or (0,)
+        indices = _checks.topk_indices(self.data, k, axis, largest)
+        return MaxResult(self.gather(axis, indices), Tensor._wrap(indices))
 
     # -- shape ---------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
@@ -354,8 +413,8 @@ class Tensor:
         try:
             return ops.Reshape.apply(self, shape=shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {self.shape} "
-                             f"({self.data.size} elements) into {shape}") from None
+            raise _checks.ShapeError(f"reshape: cannot reshape a tensor of shape {self.shape} "
+                                     f"({self.data.size} elements) into {shape}") from None
 
     view = reshape
 
@@ -376,12 +435,45 @@ class Tensor:
         dims = _shape(dims)
         norm = _checks.dims(dims, self.ndim) or ()
         if sorted(norm) != list(range(self.ndim)):
-            raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dims of shape {self.shape}")
+            raise _checks.ShapeError(f"permute: {dims} is not a permutation of the {self.ndim} dims of shape {self.shape}")
         return ops.Permute.apply(self, dims=norm)
 
     @property
     def T(self) -> Tensor:
         return ops.Permute.apply(self, dims=tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two dims swapped (a batch of matrices transposed; IndexError below 2 dims)."""
+        return self.transpose(-2, -1)
+
+    def t(self) -> Tensor:
+        """The transpose of a matrix (a tensor of at most 2 dims)."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t(): expects a tensor with at most 2 dims, got shape {self.shape}")
+        return self.T
+
+    def flip(self, *dims: Any) -> Tensor:
+        """The order of `dims` reversed; a view (the gradient is flipped back)."""
+        flipped = _checks.dims(_shape(dims), self.ndim) or ()
+        return ops.GetItem.apply(self, index=tuple(slice(None, None, -1 if i in flipped else 1)
+                                                   for i in range(self.ndim)))
+
+    def split(self, split_size: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
+        """Pieces of `split_size` along `dim` (the last may be smaller), or of the sizes listed."""
+        (axis,) = _checks.dims(dim, self.ndim) or (0,)
+        bounds = _checks.split_bounds(split_size, self.shape[axis])
+        return tuple(ops.GetItem.apply(self, index=(slice(None),) * axis + (slice(a, b),)) for a, b in bounds)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """At most `chunks` equal pieces along `dim` (the last may be smaller), as PyTorch."""
+        (axis,) = _checks.dims(dim, self.ndim) or (0,)
+        return self.split(max(-(-self.shape[axis] // _checks.integer(chunks, "chunk: chunks")), 1), dim)
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        """Tiled `sizes` times along each dim (`np.tile`): reshape, expand, reshape; the gradient sums back."""
+        spread, tiled, out = _checks.repeat_shapes(_shape(sizes), self.shape)
+        return self.reshape(spread).expand(tiled).reshape(out)
 
     def contiguous(self) -> Tensor:
         return ops.Contiguous.apply(self)
@@ -406,50 +498,40 @@ class Tensor:
         shape = _shape(shape)
         lead = len(shape) - self.ndim
         full = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
-        try:
-            np.broadcast_shapes(self.shape, full)
-        except ValueError:
-            raise ValueError(f"expand: a tensor of shape {self.shape} cannot expand to {shape}") from None
+        _checks.broadcast(f"expand (to {shape})", self.shape, full)
         return ops.Expand.apply(self, shape=full)
 
     # -- indexing -----------------------------------------------------------------------
     def __getitem__(self, index: Any) -> Tensor:
-        index = _index_arrays(index)
+        index = _checks.index_arrays(index)
         try:
-            return ops.GetItem.apply(self, index=index)
+            out = self
+            for step in _checks.index_steps(index):  # ints first, then arrays, as PyTorch
+                out = ops.GetItem.apply(out, index=step)
+            return out
         except IndexError as e:
             raise IndexError(f"index {index!r} is invalid for a tensor of shape {self.shape}: {e}") from None
 
     def masked_fill(self, mask: Any, value: float) -> Tensor:
         """`value` where `mask` is True; mask must broadcast to this tensor's shape."""
-        mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
-        if mask.dtype != bool:
-            raise TypeError(f"masked_fill: mask must be bool, got {mask.dtype}")
-        try:
-            fits = np.broadcast_shapes(mask.shape, self.shape) == self.shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {self.shape}")
+        mask = _checks.mask(np.asarray(mask.data if isinstance(mask, Tensor) else mask), self.shape, "masked_fill")
         return ops.MaskedFill.apply(self, mask, value)
 
-
-def _index_arrays(index: Any) -> Any:
-    """Replace Tensors in an index by their arrays (indices are never differentiated)."""
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, list):
-        return np.asarray(index)
-    if isinstance(index, tuple):
-        return tuple(_index_arrays(i) for i in index)
-    return index
+    def gather(self, dim: int, index: Any) -> Tensor:
+        """out[i][j] = self[index[i][j]][j] for dim 0, self[i][index[i][j]] for dim 1, ... (as `torch.gather`)."""
+        (axis,) = _checks.dims(dim, self.ndim) or (0,)
+        return ops.Gather.apply(self, axis, _checks.gather_index(index, self.shape, axis))
 
 
-def _check_broadcast(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> None:
-    try:
-        np.broadcast_shapes(a, b)
-    except ValueError:
-        raise ValueError(f"{op}: shapes {a} and {b} cannot be broadcast together") from None
+def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """PyTorch's type promotion for two operands of different dtypes: an integer (or bool) one
+    takes the other's float dtype, and a 0-d float one the float dtype of the other."""
+    fa, fb = a.dtype.kind == "f", b.dtype.kind == "f"
+    if fa != fb:
+        return (a, b.to(a.dtype)) if fa else (a.to(b.dtype), b)
+    if fa and (a.ndim == 0) != (b.ndim == 0):
+        return (a.to(b.dtype), b) if a.ndim == 0 else (a, b.to(a.dtype))
+    return a, b
 
 
 # ----------------------------------------------------------------------------- functions on tensors
@@ -458,17 +540,7 @@ def _check_broadcast(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> None:
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with NumPy/PyTorch semantics: batched, batch dims broadcast,
     1-D operands lifted to a row (left) or column (right) and dropped again."""
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: both operands need at least one dim, got shapes {a.shape} and {b.shape}")
-    k_a = a.shape[-1]
-    k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
-    if k_a != k_b:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied ({k_a} != {k_b})")
-    try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: the batch dims of shapes {a.shape} and {b.shape} "
-                         f"cannot be broadcast together") from None
+    _checks.matmul(a.shape, b.shape)
     if a.ndim == 1 and b.ndim == 1:  # a dot product: (1, k) @ (k, 1), then 0-d
         return matmul(a.unsqueeze(0), b.unsqueeze(-1)).reshape(())
     if a.ndim == 1:
@@ -478,42 +550,53 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return ops.MatMul.apply(a, b)
 
 
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+def _leaf(data: np.ndarray, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """A factory's new tensor; `device` may be given, as "cpu", the only one."""
+    _checks.device(device)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: Any = None) -> Tensor:
     """A new leaf tensor holding a copy of `data` (Python floats take the default dtype)."""
-    arr = _as_array(data, dtype)
-    return Tensor(np.array(arr, copy=True), requires_grad=requires_grad)
+    return _leaf(np.array(_as_array(data, dtype), copy=True), requires_grad, device)
 
 
-def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape(size), dtype=dtype or _default_dtype), requires_grad=requires_grad)
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    return _leaf(np.zeros(_shape(size), dtype=dtype or _default_dtype), requires_grad, device)
 
 
-def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape(size), dtype=dtype or _default_dtype), requires_grad=requires_grad)
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    return _leaf(np.ones(_shape(size), dtype=dtype or _default_dtype), requires_grad, device)
 
 
-def full(size: Sequence[int], fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.full(tuple(size), fill_value, dtype=dtype or _default_dtype), requires_grad=requires_grad)
+def full(size: Sequence[int], fill_value: float, dtype: Any = None, requires_grad: bool = False,
+         device: Any = None) -> Tensor:
+    return _leaf(np.full(tuple(size), fill_value, dtype=dtype or _default_dtype), requires_grad, device)
 
 
-def arange(start: int, end: int | None = None, step: int = 1, dtype: Any = None) -> Tensor:
-    return Tensor(np.arange(start, end, step) if end is not None else np.arange(start), dtype=dtype)
+def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """start, start + step, ... below end (int64 for integer arguments, else the default dtype)."""
+    data = np.arange(start, end, step) if end is not None else np.arange(start)
+    return _leaf(data.astype(dtype or (_default_dtype if data.dtype.kind == "f" else data.dtype)), requires_grad, device)
 
 
-def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None) -> Tensor:
+def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None,
+          device: Any = None) -> Tensor:
     """Standard normal samples, PyTorch's numbers for the same seed (see random.py)."""
     data = (generator or default_generator).normal(_shape(size), dtype=dtype or _default_dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    return _leaf(data, requires_grad, device)
 
 
-def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None) -> Tensor:
+def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None,
+         device: Any = None) -> Tensor:
     """Uniform [0, 1) samples, PyTorch's numbers for the same seed."""
     data = (generator or default_generator).uniform(_shape(size), dtype=dtype or _default_dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    return _leaf(data, requires_grad, device)
 
 
 def randint(low: int, high: int | None = None, size: Sequence[int] | None = None, *,
-            generator: Generator | None = None, dtype: Any = np.int64) -> Tensor:
+            generator: Generator | None = None, dtype: Any = np.int64, device: Any = None) -> Tensor:
     """Integers in [low, high) of shape `size`, as `torch.randint` (also `randint(high, size)`)."""
     if size is None:  # randint(high, size)
         low, high, size = 0, low, high
@@ -522,24 +605,7 @@ def randint(low: int, high: int | None = None, size: Sequence[int] | None = None
     low = _checks.integer(low, "randint: low", minimum=-(2**63))
     high = _checks.integer(high, "randint: high", minimum=-(2**63))
     data = (generator or default_generator).randint(low, high, _shape((size,)))
-    return Tensor(data.astype(dtype, copy=False))
-
-
-def multinomial(input: Any, num_samples: int, replacement: bool = False, *,
-                generator: Generator | None = None) -> Tensor:
-    """Indices drawn from the rows of `input` (unnormalised probabilities), as `torch.multinomial`.
-
-    One sample, or several without replacement, as PyTorch draws them: the largest
-    p / q with q ~ Exp(1). Several samples with replacement are not implemented."""
-    probs = np.asarray(input.data if isinstance(input, Tensor) else input)
-    if probs.ndim not in (1, 2) or probs.dtype.kind != "f":
-        raise ValueError(f"multinomial: expected a 1-D or 2-D float tensor of probabilities, got "
-                         f"shape {probs.shape} and dtype {probs.dtype}")
-    if probs.size and (not np.isfinite(probs).all() or probs.min() < 0 or (probs.sum(-1) == 0).any()):
-        raise ValueError("multinomial: probabilities must be finite, non-negative, and not all 0 in a row")
-    if replacement and num_samples > 1:
-        raise NotImplementedError("multinomial: several samples with replacement are not implemented")
-    return Tensor((generator or default_generator).multinomial(probs, num_samples))
+    return _leaf(data.astype(dtype, copy=False), device=device)
 
 
 def randperm(n: int, *, generator: Generator | None = None) -> Tensor:
@@ -550,25 +616,16 @@ def randperm(n: int, *, generator: Generator | None = None) -> Tensor:
 def cat(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
     """Concatenate along an existing dim, as `torch.cat`."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError("cat: expected a non-empty list of tensors")
-    (axis,) = _checks.dims(dim, tensors[0].ndim) or (0,)
-    for t in tensors[1:]:
-        if t.ndim != tensors[0].ndim or any(
-                i != axis and m != n for i, (m, n) in enumerate(zip(t.shape, tensors[0].shape))):
-            raise ValueError(f"cat: shapes {tensors[0].shape} and {t.shape} differ outside dim {dim}")
+    (axis,) = _checks.dims(dim, tensors[0].ndim if tensors else 1) or (0,)
+    _checks.cat([t.shape for t in tensors], axis)
     return ops.Cat.apply(*tensors, axis=axis)
 
 
 def stack(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
     """Stack along a new dim, as `torch.stack`."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError("stack: expected a non-empty list of tensors")
-    for t in tensors[1:]:
-        if t.shape != tensors[0].shape:
-            raise ValueError(f"stack: all tensors need the same shape, got {tensors[0].shape} and {t.shape}")
-    axis = dim % (tensors[0].ndim + 1)
+    _checks.cat([t.shape for t in tensors], None, "stack")
+    (axis,) = _checks.dims(dim, tensors[0].ndim + 1)  # IndexError past the new dim, as PyTorch
     return ops.Stack.apply(*tensors, axis=axis)
 
 
@@ -577,8 +634,7 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
     like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else Tensor(input)
     a, b = like._operand(input), like._operand(other)
-    try:
-        np.broadcast_shapes(cond.shape, a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast together") from None
+    if a.dtype != b.dtype:
+        a, b = _promote(a, b)
+    _checks.broadcast("where", cond.shape, a.shape, b.shape)
     return ops.Where.apply(cond, a, b)

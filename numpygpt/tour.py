@@ -34,7 +34,7 @@ from .model import (
     count_parameters,
 )
 from .random import manual_seed, set_dropout_stream
-from .tensor import rand, randn, tensor
+from .tensor import Tensor, rand, randn, tensor
 from .tokenizer import get_encoding
 
 # What the seed prints (PyTorch, torch.manual_seed(123)), section by section.
@@ -258,9 +258,10 @@ def show_generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: in
     if compare:
         print(f"(the seed prints {SEED_PRINTS['generate.ids']} and {SEED_PRINTS['generate.text']!r})")
     print("encoded:", encoded)
-    encoded_tensor = np.array(encoded)[None, :]
+    encoded_tensor = tensor(encoded).unsqueeze(0)
     print("encoded_tensor.shape:", encoded_tensor.shape)
     out = run(gpt, encoded_tensor, max_new_tokens, cfg["context_length"])
+    out = out if isinstance(out, Tensor) else tensor(out)
     print("Output:", out)
     print("Output length:", len(out[0]))
     print(tokenizer.decode(out[0].tolist()))

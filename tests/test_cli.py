@@ -47,7 +47,8 @@ def demo() -> str:
 def test_generate_prints_the_seed_demo(demo: str) -> None:
     lines = demo.splitlines()
     assert lines[0] == "encoded: [15496, 11, 314, 716]"
-    assert lines[1] == "encoded_tensor.shape: (1, 4)"
+    assert lines[1] == "encoded_tensor.shape: torch.Size([1, 4])"  # as the seed prints it
+    assert lines[2] == "Output: tensor([[15496,    11,   314,   716, 27018, 24086, 47843, 30961, 42348,  7267]])"
     assert "Output length: 10" in lines
     ids = output_ids(demo)
     assert len(ids) == 10
@@ -142,11 +143,11 @@ def check_attention(out: str, tmp_path: Path) -> None:
     assert np.all(w[np.triu_indices(4, 1)] == 0)
     np.testing.assert_allclose(w.sum(1), 1, atol=2e-4)  # printed to 4 decimals
     assert "zero above the diagonal" in out
-    assert "output shape: (1, 4, 4)" in out
+    assert "output shape: torch.Size([1, 4, 4])" in out
 
 
 def check_model(out: str, tmp_path: Path) -> None:
-    assert "logits (2, 4, 50257)" in out
+    assert "logits torch.Size([2, 4, 50257])" in out
     assert "Total number of parameters: 163,009,536" in out
     assert "124,412,160" in out
     assert "621.83 MB" in out
@@ -155,13 +156,13 @@ def check_model(out: str, tmp_path: Path) -> None:
 EXPECTED = {
     "config": ["GPT_CONFIG_124M =", "'vocab_size': 50257,", "'context_length': 1024,", "'qkv_bias': False,"],
     "tokens": ["6109", "3626", "6100", "345", "1110", "6622", "257"],
-    "dummy": ["Output shape: (2, 4, 50257)"],
+    "dummy": ["Output shape: torch.Size([2, 4, 50257])"],  # shapes print as the seed's
     "layernorm": [],
     "gelu": [],
-    "feedforward": ["input shape: (2, 3, 768) -> output shape: (2, 3, 768)"],
+    "feedforward": ["input shape: torch.Size([2, 3, 768]) -> output shape: torch.Size([2, 3, 768])"],
     "shortcut": ["without shortcut connections:"],
     "attention": [],
-    "block": ["Input shape: (2, 4, 768)", "Output shape: (2, 4, 768)"],
+    "block": ["Input shape: torch.Size([2, 4, 768])", "Output shape: torch.Size([2, 4, 768])"],
     "model": [],
     "generate": ["encoded: [15496, 11, 314, 716]", "Output length: 10"],
 }

@@ -444,7 +444,7 @@ def test_matmul_inner_dim_mismatch() -> None:
 def test_linear_mismatch() -> None:
     with pytest.raises(ValueError, match="linear") as info:
         F.linear(leaf(np.ones((2, 5))), leaf(np.ones((3, 4))))
-    assert "(2, 5)" in str(info.value) and "(3, 4)" in str(info.value)
+    assert "2, 5" in str(info.value) and "3, 4" in str(info.value)  # a tuple or a torch.Size
     with pytest.raises(ValueError, match="bias"):
         F.linear(leaf(np.ones((2, 4))), leaf(np.ones((3, 4))), leaf(np.ones(2)))
 
@@ -454,7 +454,7 @@ def test_reshape_to_wrong_size() -> None:
     for target in [(4,), (5, -1), (2, 2, 2)]:
         with pytest.raises(ValueError, match="reshape") as info:
             x.reshape(target)
-        assert "(2, 3)" in str(info.value) and str(target) in str(info.value)
+        assert "2, 3" in str(info.value) and str(target) in str(info.value)
     with pytest.raises(ValueError, match="reshape"):
         x.view(7)
 
@@ -462,7 +462,7 @@ def test_reshape_to_wrong_size() -> None:
 def test_backward_errors() -> None:
     x = leaf(np.ones((2, 3)))
     y = x * 2.0
-    with pytest.raises(RuntimeError, match=r"\(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"2, 3"):
         y.backward()
     with pytest.raises(ValueError, match="shape"):
         y.backward(np.ones(3))
@@ -514,8 +514,8 @@ def test_item_numpy_and_repr() -> None:
     assert np.asarray(x).shape == (1, 2)
     r = repr(x)
     assert r.startswith("tensor(") and "1.5" in r and "-2." in r and "requires_grad=True" in r
-    assert "Mul" in repr(x * 2.0) and "grad_fn" in repr(x * 2.0)
-    assert "dtype=float64" in repr(numpygpt.tensor(np.array([1.0])))
+    assert "grad_fn=<MulBackward0>" in repr(x * 2.0)
+    assert "dtype=torch.float64" in repr(numpygpt.tensor(np.array([1.0])))
     assert "requires_grad" not in repr(numpygpt.tensor([1.0]))
     assert "Parameter" in repr(nn.Parameter(np.zeros(2, dtype=np.float32)))
 
