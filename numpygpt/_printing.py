@@ -35,6 +35,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from . import _checks
+
 # ----------------------------------------------------------------------------- options
 
 
@@ -152,7 +154,7 @@ size_of: Callable[[tuple[int, ...]], Size] = functools.partial(tuple.__new__, Si
 
 
 def _as_size(s: Any) -> int:
-    if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+    if not _checks.is_integer(s):
         raise TypeError(f"Size: sizes must be ints, got {type(s).__name__}")
     return int(s)
 
