@@ -127,7 +127,7 @@ def generate(model: Any, idx: Any, max_new_tokens: int, context_size: int, tempe
         logits = logits[:, -1, :]                                          # (B, V) the last position
         if top_k is not None:
             top_logits = -np.sort(-logits, axis=-1)[:, :top_k]             # torch.topk's values
-            min_val = top_logits[:, -1]
+            min_val = top_logits[:, -1:]                                   # (B, 1): the book's (B,) fits B = 1 only
             logits = np.where(logits < min_val, -np.inf, logits).astype(logits.dtype)
         if temperature > 0.0:
             logits = logits / logits.dtype.type(temperature)

@@ -2,8 +2,8 @@
 
 The ones a GPT spends its time in are fused `Function`s whose backward is
 derived by hand and commented term by term: `layer_norm`, `gelu`, `linear`,
-`embedding`, `dropout`, and `cross_entropy` (with the other losses in
-losses.py, re-exported here). `softmax` and `log_softmax` are Tensor methods
+`embedding`, `dropout`. The losses, `cross_entropy` among them, are in
+losses.py and re-exported here. `softmax` and `log_softmax` are Tensor methods
 too, so their `Function`s live with the other Tensor ops in ops.py. Each fused
 op has a twin composed from primitive ops in the tests, checked against it and
 against finite differences. `relu` and `scaled_dot_product_attention` are

@@ -222,9 +222,6 @@ class inference_mode(contextlib.ContextDecorator):
         _state.grad_enabled = self.prev
 
 
-bool = np.bool_  # noqa: A001 (torch.bool; last, as it hides Python's bool in this module)
-
-
 # ----------------------------------------------------------------------------- sampling
 
 
@@ -238,3 +235,6 @@ def multinomial(input: Any, num_samples: int, replacement: bool = False, *,
     if replacement and num_samples > 1:
         raise NotImplementedError("multinomial: several samples with replacement are not implemented")
     return Tensor((generator or default_generator).multinomial(probs, num_samples))
+
+
+bool = np.bool_  # noqa: A001 (torch.bool; last, as it hides Python's bool in this module)

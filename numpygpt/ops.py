@@ -466,7 +466,8 @@ class LogSumExp(Function):
     def forward(ctx: Context, x: np.ndarray, axis: tuple[int, ...], keepdim: bool) -> np.ndarray:
         m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
         m = np.where(np.isfinite(m), m, 0)  # all -inf (or an inf, or no element) along the axes: no shift
-        out = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+        with np.errstate(divide="ignore"):  # an all -inf slice: log 0 = -inf, as PyTorch
+            out = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
         ctx.save_for_backward(x, out)
         ctx.axis, ctx.keepdim = axis, keepdim
         return out if keepdim else np.squeeze(out, axis)
@@ -474,7 +475,9 @@ class LogSumExp(Function):
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
         x, out = ctx.saved_tensors
-        return (g if ctx.keepdim else np.expand_dims(g, ctx.axis)) * np.exp(x - out)
+        with np.errstate(invalid="ignore"):
+            weights = np.where(np.isneginf(out), 0, np.exp(x - out))  # an all -inf slice passes on 0
+        return (g if ctx.keepdim else np.expand_dims(g, ctx.axis)) * weights
 
 
 class CumSum(Function):

@@ -25,6 +25,7 @@ safetensors and everything else as JSON.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -33,6 +34,8 @@ import numpy as np
 from . import lr_scheduler
 from .lr_scheduler import CosineWithWarmup, LambdaLR, LRScheduler, lr_at, warmup_cosine
 from .nn import Linear
+
+sys.modules[__name__ + ".lr_scheduler"] = lr_scheduler  # `import numpygpt.optim.lr_scheduler` works, as torch's
 
 __all__ = [
     "Optimizer",

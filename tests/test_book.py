@@ -180,3 +180,14 @@ def test_book_loop_matches_the_books_pytorch_code_from_one_seed(capsys: pytest.C
     np.testing.assert_allclose(ours_val, theirs_val, rtol=2e-5)
     assert ours_printed == theirs_printed  # every "Ep ... (Step ...)" line and both epochs' samples
     np.testing.assert_array_equal(ours_ids, theirs_ids)
+
+
+def test_book_generate_top_k_on_a_batch() -> None:
+    numpygpt.manual_seed(0)
+    model = GPTModel(dict(CFG, vocab_size=60, drop_rate=0.0)).eval()
+    ids = np.array([[1, 2, 3], [4, 5, 6]])
+    out = book.generate(model, ids, max_new_tokens=4, context_size=16, temperature=1.0, top_k=3)
+    assert out.shape == (2, 7) and np.array_equal(out[:, :3], ids)
+    greedy = book.generate(model, ids, max_new_tokens=4, context_size=16)
+    from numpygpt.generate import generate_text_simple
+    np.testing.assert_array_equal(greedy, generate_text_simple(model, ids, 4, 16))

@@ -292,3 +292,12 @@ def test_topk_split_chunk_repeat_against_torch() -> None:
         n.topk(5, 1)
     with pytest.raises(RuntimeError):
         n.split([1, 1], 1)
+
+
+def test_logsumexp_of_an_all_minus_inf_slice_passes_on_zero() -> None:
+    x = numpygpt.tensor([[-np.inf, -np.inf], [1.0, 2.0]], requires_grad=True)
+    y = x.logsumexp(dim=1)
+    y.sum().backward()
+    assert y.numpy()[0] == -np.inf
+    np.testing.assert_array_equal(x.grad[0], [0.0, 0.0])
+    np.testing.assert_allclose(x.grad[1], np.exp([1.0, 2.0]) / np.exp([1.0, 2.0]).sum(), rtol=1e-6)
