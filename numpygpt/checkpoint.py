@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -329,9 +330,10 @@ def load_checkpoint(
 
     rng_state = contents["rng_state"]
     if restore_rng and isinstance(rng_state, dict) and rng_state.get("bit_generator") == "PCG64":
-        raise ValueError(f"{path} was written by numpygpt 0.1, whose generator (PCG64) was not PyTorch's, "
-                         "so its random state cannot be restored; load it with restore_rng=False "
-                         "(the model, optimizer and step load as they were)")
+        warnings.warn(f"{path} was written by numpygpt 0.1, whose generator (PCG64) was not PyTorch's: "
+                      "its random state is not restored (everything else loads as it was; pass "
+                      "restore_rng=False to say so and silence this)", UserWarning, stacklevel=2)
+        restore_rng = False
     if restore_rng:
         try:
             _random.Generator().set_state(rng_state)
