@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _checks, _printing, autograd, ops
+from . import _arguments, _checks, _printing, autograd, ops
 from .random import Generator, default_generator
 
 # ----------------------------------------------------------------------------- default dtype
@@ -185,7 +185,7 @@ class Tensor:
 
     def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Tensor:
         """Cast to a dtype (`to(np.float64)`, `to(tensor)`); differentiable. The device must be "cpu"."""
-        dtype = _checks.to_dtype(args, dtype, device)
+        dtype = _arguments.to_dtype(args, dtype, device)
         return self if dtype is None or dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
 
     def clone(self) -> Tensor:
@@ -404,7 +404,7 @@ class Tensor:
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
         """(values, indices) of the k largest (smallest) along `dim`, in order; ties: lower index first."""
         (axis,) = _checks.dims(dim, self.ndim) or (0,)
-        indices = _checks.topk_indices(self.data, k, axis, largest)
+        indices = _arguments.topk_indices(self.data, k, axis, largest)
         return MaxResult(self.gather(axis, indices), Tensor._wrap(indices))
 
     # -- shape ---------------------------------------------------------------------------
@@ -462,7 +462,7 @@ class Tensor:
     def split(self, split_size: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
         """Pieces of `split_size` along `dim` (the last may be smaller), or of the sizes listed."""
         (axis,) = _checks.dims(dim, self.ndim) or (0,)
-        bounds = _checks.split_bounds(split_size, self.shape[axis])
+        bounds = _arguments.split_bounds(split_size, self.shape[axis])
         return tuple(ops.GetItem.apply(self, index=(slice(None),) * axis + (slice(a, b),)) for a, b in bounds)
 
     def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
@@ -472,7 +472,7 @@ class Tensor:
 
     def repeat(self, *sizes: Any) -> Tensor:
         """Tiled `sizes` times along each dim (`np.tile`): reshape, expand, reshape; the gradient sums back."""
-        spread, tiled, out = _checks.repeat_shapes(_shape(sizes), self.shape)
+        spread, tiled, out = _arguments.repeat_shapes(_shape(sizes), self.shape)
         return self.reshape(spread).expand(tiled).reshape(out)
 
     def contiguous(self) -> Tensor:
@@ -503,10 +503,10 @@ class Tensor:
 
     # -- indexing -----------------------------------------------------------------------
     def __getitem__(self, index: Any) -> Tensor:
-        index = _checks.index_arrays(index)
+        index = _arguments.index_arrays(index)
         try:
             out = self
-            for step in _checks.index_steps(index):  # ints first, then arrays, as PyTorch
+            for step in _arguments.index_steps(index):  # ints first, then arrays, as PyTorch
                 out = ops.GetItem.apply(out, index=step)
             return out
         except IndexError as e:
@@ -520,7 +520,7 @@ class Tensor:
     def gather(self, dim: int, index: Any) -> Tensor:
         """out[i][j] = self[index[i][j]][j] for dim 0, self[i][index[i][j]] for dim 1, ... (as `torch.gather`)."""
         (axis,) = _checks.dims(dim, self.ndim) or (0,)
-        return ops.Gather.apply(self, axis, _checks.gather_index(index, self.shape, axis))
+        return ops.Gather.apply(self, axis, _arguments.gather_index(index, self.shape, axis))
 
 
 def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
