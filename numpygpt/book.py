@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from . import _checks
 from . import functional as F
 from .autograd import no_grad
-from .generate import generate_text_simple
+from .generate import generate_text_simple, sample
 from .random import default_generator
 from .tensor import Tensor
 from .tokenizer import text_to_token_ids, token_ids_to_text
@@ -37,14 +38,9 @@ __all__ = ["calc_loss_batch", "calc_loss_loader", "evaluate_model", "generate_an
            "train_model_simple", "generate"]
 
 
-def _check_device(device: Any) -> None:
-    if device not in (None, "cpu") and str(device) != "cpu":
-        raise ValueError(f"numpygpt runs on the CPU only, got device {device!r}")
-
-
 def calc_loss_batch(input_batch: Any, target_batch: Any, model: Any, device: Any = None) -> Tensor:
     """Cross-entropy of one batch: logits (B, T, V) flattened against targets (B, T) flattened."""
-    _check_device(device)
+    _checks.device(device)
     logits = model(input_batch)                                            # (B, T, V)
     targets = np.asarray(getattr(target_batch, "data", target_batch))     # (B, T)
     return F.cross_entropy(logits.flatten(0, 1), targets.reshape(-1))
@@ -77,7 +73,7 @@ def evaluate_model(model: Any, train_loader: Any, val_loader: Any, device: Any, 
 
 def generate_and_print_sample(model: Any, tokenizer: Any, device: Any, start_context: str) -> None:
     """Print 50 greedy tokens after `start_context`, on one line."""
-    _check_device(device)
+    _checks.device(device)
     model.eval()
     context_size = model.pos_emb.weight.shape[0]
     encoded = text_to_token_ids(start_context, tokenizer)
@@ -130,10 +126,7 @@ def generate(model: Any, idx: Any, max_new_tokens: int, context_size: int, tempe
             min_val = top_logits[:, -1:]                                   # (B, 1): the book's (B,) fits B = 1 only
             logits = np.where(logits < min_val, -np.inf, logits).astype(logits.dtype)
         if temperature > 0.0:
-            logits = logits / logits.dtype.type(temperature)
-            probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            probs /= probs.sum(axis=-1, keepdims=True)                     # torch.softmax(logits, dim=-1)
-            idx_next = default_generator.multinomial(probs, num_samples=1)  # (B, 1)
+            idx_next = sample(logits / logits.dtype.type(temperature), default_generator)  # (B, 1)
         else:
             idx_next = np.argmax(logits, axis=-1)[:, None]                 # (B, 1)
         if eos_id is not None and np.all(idx_next == eos_id):

@@ -97,9 +97,14 @@ def _next_token(logits: np.ndarray, temperature: float, top_k: int | None, top_p
     if temperature == 0:
         return np.argmax(logits, axis=-1)                                     # (B,)
     logits = _filter_logits(logits / logits.dtype.type(temperature), top_k, top_p)
+    return sample(logits, generator)[:, 0]                                    # (B,)
+
+
+def sample(logits: np.ndarray, generator: Generator) -> np.ndarray:
+    """One id per row (B, 1) drawn from softmax(logits), as `torch.multinomial(torch.softmax(logits, -1), 1)`."""
     probs = np.exp(logits - logits.max(axis=-1, keepdims=True))               # (B, V) softmax
     probs /= probs.sum(axis=-1, keepdims=True)
-    return generator.multinomial(probs, num_samples=1)[:, 0]                  # (B,)
+    return generator.multinomial(probs, num_samples=1)                        # (B, 1)
 
 
 def generate_stream(model: Any, idx: Any, max_new_tokens: int, context_size: int, temperature: float = 0.0,
