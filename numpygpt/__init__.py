@@ -7,7 +7,7 @@
     x.grad            # dy/dx, an ndarray
 
 The engine is autograd.py (Function, unbroadcast, grad mode, backward) under
-tensor.py (Tensor and its factories) and ops.py (the primitive ops);
+tensor.py (Tensor) and ops.py (the primitive ops); creation.py makes new tensors;
 functional.py and nn.py build the layers the seed's GPT-2 in model.py uses.
 The README's architecture table lists every module.
 """
@@ -16,27 +16,41 @@ from . import functional, functions, nn, ops, utils
 from ._checks import ShapeError
 from ._printing import Size, get_printoptions, printoptions, set_printoptions
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
+from .creation import (
+    arange,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .functions import (  # the torch namespace's functions and constants (these names shadow builtins here)
     abs,
     argmax,
     argmin,
     bool,
+    cat,
     clamp,
     clip,
     double,
-    empty,
-    empty_like,
     exp,
-    eye,
     float,
     float32,
     float64,
-    full_like,
     inf,
     inference_mode,
     int32,
     int64,
-    linspace,
     log,
     log_softmax,
     long,
@@ -45,13 +59,13 @@ from .functions import (  # the torch namespace's functions and constants (these
     min,
     multinomial,
     nan,
-    ones_like,
     pi,
     pow,
     set_grad_enabled,
     sigmoid,
     softmax,
     sqrt,
+    stack,
     std,
     sum,
     tanh,
@@ -59,28 +73,18 @@ from .functions import (  # the torch namespace's functions and constants (these
     tril,
     triu,
     var,
-    zeros_like,
+    where,
 )
 from .gradcheck import GradcheckError, gradcheck
-from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, set_rng_state
-from .tensor import (
-    Tensor,
-    arange,
-    cat,
-    full,
-    get_default_dtype,
-    matmul,
-    ones,
-    rand,
-    randint,
-    randn,
-    randperm,
-    set_default_dtype,
-    stack,
-    tensor,
-    where,
-    zeros,
+from .random import (
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    set_rng_state,
 )
+from .tensor import Tensor, get_default_dtype, matmul, set_default_dtype
 
 __version__ = "0.2.0"
 

@@ -1,6 +1,6 @@
 """The functions of the torch namespace: `numpygpt.tanh(x)` is `x.tanh()`, and so on.
 
-With these (and the factories of tensor.py) code written for PyTorch runs with
+With these (and the factories of creation.py) code written for PyTorch runs with
 `import numpygpt as torch`. Each function forwards to the Tensor method of the
 same name, so the gradient is that method's. Differences from PyTorch:
 - dtypes are NumPy's: `float32 = np.float32`, `long = np.int64`, `bool = np.bool_`;
@@ -13,14 +13,15 @@ from __future__ import annotations
 import builtins
 import contextlib
 import math
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _checks
+from . import _checks, ops
 from .autograd import _state, is_grad_enabled
+from .creation import tensor
 from .random import Generator, default_generator
-from .tensor import Tensor, _leaf, _shape, get_default_dtype, tensor
+from .tensor import Tensor, _promote
 
 pi, inf, nan = math.pi, math.inf, math.nan
 float32, float64, int64, long = np.float32, np.float64, np.int64, np.int64
@@ -142,48 +143,34 @@ def tril(input: Any, diagonal: int = 0) -> Tensor:
     return x.masked_fill(~np.tril(np.ones(x.shape[-2:], dtype=np.bool_), diagonal), 0)
 
 
-# ----------------------------------------------------------------------------- factories
+# ----------------------------------------------------------------------------- joining
 
 
-def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    """A new tensor of `size`; numpygpt fills it with zeros (PyTorch leaves it uninitialised)."""
-    return _leaf(np.zeros(_shape(size), dtype=dtype or get_default_dtype()), requires_grad, device)
+def cat(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
+    """Concatenate along an existing dim, as `torch.cat`."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    (axis,) = _checks.dims(dim, tensors[0].ndim if tensors else 1) or (0,)
+    _checks.cat([t.shape for t in tensors], axis)
+    return ops.Cat.apply(*tensors, axis=axis)
 
 
-def zeros_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    return _leaf(np.zeros(input.shape, dtype=dtype or input.dtype), requires_grad, device)
+def stack(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
+    """Stack along a new dim, as `torch.stack`."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    _checks.cat([t.shape for t in tensors], None, "stack")
+    (axis,) = _checks.dims(dim, tensors[0].ndim + 1)  # IndexError past the new dim, as PyTorch
+    return ops.Stack.apply(*tensors, axis=axis)
 
 
-def ones_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    return _leaf(np.ones(input.shape, dtype=dtype or input.dtype), requires_grad, device)
-
-
-def full_like(input: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False,
-              device: Any = None) -> Tensor:
-    return _leaf(np.full(input.shape, fill_value, dtype=dtype or input.dtype), requires_grad, device)
-
-
-def empty_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    return zeros_like(input, dtype, requires_grad, device)
-
-
-def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    return _leaf(np.eye(n, m, dtype=dtype or get_default_dtype()), requires_grad, device)
-
-
-def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False,
-             device: Any = None) -> Tensor:
-    """`steps` evenly spaced values from start to end, as PyTorch computes them: from the start for
-    the first half, back from the end for the second, in the tensor's dtype (so both ends are exact;
-    a few values may differ from PyTorch's vectorised kernel by one rounding)."""
-    steps = _checks.integer(steps, "linspace: steps", minimum=0)
-    dtype = np.dtype(dtype or get_default_dtype())
-    start, end = np.asarray(start, dtype), np.asarray(end, dtype)
-    step = (end - start) / np.asarray(builtins.max(steps - 1, 1), dtype)
-    i = np.arange(steps)
-    half = builtins.max(steps // 2, 1)  # one step: just the start
-    data = np.where(i < half, start + step * i.astype(dtype), end - step * (steps - 1 - i).astype(dtype))
-    return _leaf(data.astype(dtype), requires_grad, device)
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """`input` where `condition` else `other`, with broadcasting, as `torch.where`."""
+    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else Tensor(input)
+    a, b = like._operand(input), like._operand(other)
+    if a.dtype != b.dtype:
+        a, b = _promote(a, b)
+    _checks.broadcast("where", cond.shape, a.shape, b.shape)
+    return ops.Where.apply(cond, a, b)
 
 
 # ----------------------------------------------------------------------------- grad mode

@@ -1,4 +1,4 @@
-"""`Tensor`: a NumPy array that remembers how it was made, and the factories that make one.
+"""`Tensor`: a NumPy array that remembers how it was made.
 
 A Tensor is a thin layer over the ops: each method checks its arguments and
 applies one `Function` from ops.py (`x.exp()` is `ops.Exp.apply(x)`). An op on
@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from collections import namedtuple
 from functools import partialmethod
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import _arguments, _checks, _printing, autograd, ops
-from .random import Generator, default_generator
 
 # ----------------------------------------------------------------------------- default dtype
 
@@ -548,93 +547,3 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if b.ndim == 1:
         return matmul(a, b.unsqueeze(-1)).squeeze(-1)
     return ops.MatMul.apply(a, b)
-
-
-def _leaf(data: np.ndarray, requires_grad: bool = False, device: Any = None) -> Tensor:
-    """A factory's new tensor; `device` may be given, as "cpu", the only one."""
-    _checks.device(device)
-    return Tensor(data, requires_grad=requires_grad)
-
-
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: Any = None) -> Tensor:
-    """A new leaf tensor holding a copy of `data` (Python floats take the default dtype)."""
-    return _leaf(np.array(_as_array(data, dtype), copy=True), requires_grad, device)
-
-
-def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    return _leaf(np.zeros(_shape(size), dtype=dtype or _default_dtype), requires_grad, device)
-
-
-def ones(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    return _leaf(np.ones(_shape(size), dtype=dtype or _default_dtype), requires_grad, device)
-
-
-def full(size: Sequence[int], fill_value: float, dtype: Any = None, requires_grad: bool = False,
-         device: Any = None) -> Tensor:
-    return _leaf(np.full(tuple(size), fill_value, dtype=dtype or _default_dtype), requires_grad, device)
-
-
-def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None, device: Any = None,
-           requires_grad: bool = False) -> Tensor:
-    """start, start + step, ... below end (int64 for integer arguments, else the default dtype)."""
-    data = np.arange(start, end, step) if end is not None else np.arange(start)
-    return _leaf(data.astype(dtype or (_default_dtype if data.dtype.kind == "f" else data.dtype)), requires_grad, device)
-
-
-def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None,
-          device: Any = None) -> Tensor:
-    """Standard normal samples, PyTorch's numbers for the same seed (see random.py)."""
-    data = (generator or default_generator).normal(_shape(size), dtype=dtype or _default_dtype)
-    return _leaf(data, requires_grad, device)
-
-
-def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None,
-         device: Any = None) -> Tensor:
-    """Uniform [0, 1) samples, PyTorch's numbers for the same seed."""
-    data = (generator or default_generator).uniform(_shape(size), dtype=dtype or _default_dtype)
-    return _leaf(data, requires_grad, device)
-
-
-def randint(low: int, high: int | None = None, size: Sequence[int] | None = None, *,
-            generator: Generator | None = None, dtype: Any = np.int64, device: Any = None) -> Tensor:
-    """Integers in [low, high) of shape `size`, as `torch.randint` (also `randint(high, size)`)."""
-    if size is None:  # randint(high, size)
-        low, high, size = 0, low, high
-    if size is None or high is None:
-        raise TypeError("randint needs high and size: randint(low, high, size) or randint(high, size)")
-    low = _checks.integer(low, "randint: low", minimum=-(2**63))
-    high = _checks.integer(high, "randint: high", minimum=-(2**63))
-    data = (generator or default_generator).randint(low, high, _shape((size,)))
-    return _leaf(data.astype(dtype, copy=False), device=device)
-
-
-def randperm(n: int, *, generator: Generator | None = None) -> Tensor:
-    """A random permutation of 0 .. n-1 (int64), as `torch.randperm`."""
-    return Tensor((generator or default_generator).randperm(n))
-
-
-def cat(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
-    """Concatenate along an existing dim, as `torch.cat`."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    (axis,) = _checks.dims(dim, tensors[0].ndim if tensors else 1) or (0,)
-    _checks.cat([t.shape for t in tensors], axis)
-    return ops.Cat.apply(*tensors, axis=axis)
-
-
-def stack(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
-    """Stack along a new dim, as `torch.stack`."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    _checks.cat([t.shape for t in tensors], None, "stack")
-    (axis,) = _checks.dims(dim, tensors[0].ndim + 1)  # IndexError past the new dim, as PyTorch
-    return ops.Stack.apply(*tensors, axis=axis)
-
-
-def where(condition: Any, input: Any, other: Any) -> Tensor:
-    """`input` where `condition` else `other`, with broadcasting, as `torch.where`."""
-    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
-    like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else Tensor(input)
-    a, b = like._operand(input), like._operand(other)
-    if a.dtype != b.dtype:
-        a, b = _promote(a, b)
-    _checks.broadcast("where", cond.shape, a.shape, b.shape)
-    return ops.Where.apply(cond, a, b)

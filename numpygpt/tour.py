@@ -20,6 +20,7 @@ import numpy as np
 from . import functional as F
 from . import nn
 from .autograd import no_grad
+from .creation import rand, randn, tensor
 from .generate import generate_text_simple
 from .model import (
     GELU,
@@ -34,7 +35,7 @@ from .model import (
     count_parameters,
 )
 from .random import manual_seed, set_dropout_stream
-from .tensor import Tensor, rand, randn, tensor
+from .tensor import Tensor
 from .tokenizer import get_encoding
 
 # What the seed prints (PyTorch, torch.manual_seed(123)), section by section.

@@ -159,7 +159,7 @@ def test_devices_are_the_cpu() -> None:
     x = numpygpt.arange(4, device="cpu")
     assert x.device == "cpu" and x.to("cpu") is x and x.dtype == np.int64
     assert numpygpt.zeros(2, device=x.device).shape == (2,)
-    assert T.ones_like(x, device="cpu").dtype == np.int64 and T.eye(3, device="cpu").dtype == np.float32
+    assert numpygpt.ones_like(x, device="cpu").dtype == np.int64 and numpygpt.eye(3, device="cpu").dtype == np.float32
     assert x.to("cpu", np.float64).dtype == np.float64 and x.to(dtype=T.float32).dtype == np.float32
     with pytest.raises(RuntimeError, match="CPU"):
         numpygpt.randn(2, device="cuda")
@@ -169,12 +169,12 @@ def test_devices_are_the_cpu() -> None:
 
 def test_factories_against_torch() -> None:
     pytest.importorskip("torch")
-    np.testing.assert_allclose(T.linspace(-3.3, 7.1, 101).data, torch.linspace(-3.3, 7.1, 101).numpy(), rtol=0, atol=1e-6)
-    assert T.linspace(0, 1, 5).dtype == np.float32 and T.linspace(2, 3, 1).tolist() == [2.0]
-    np.testing.assert_array_equal(T.eye(3, 4).data, torch.eye(3, 4).numpy())
+    np.testing.assert_allclose(numpygpt.linspace(-3.3, 7.1, 101).data, torch.linspace(-3.3, 7.1, 101).numpy(), rtol=0, atol=1e-6)
+    assert numpygpt.linspace(0, 1, 5).dtype == np.float32 and numpygpt.linspace(2, 3, 1).tolist() == [2.0]
+    np.testing.assert_array_equal(numpygpt.eye(3, 4).data, torch.eye(3, 4).numpy())
     np.testing.assert_array_equal(T.triu(numpygpt.ones(4, 4), 1).data, torch.triu(torch.ones(4, 4), 1).numpy())
     assert numpygpt.arange(0, 1, 0.25).dtype == np.float32 == torch.arange(0, 1, 0.25).numpy().dtype
-    assert T.full_like(numpygpt.zeros(2), 7).tolist() == [7.0, 7.0] and T.empty(2, 3).shape == (2, 3)
+    assert numpygpt.full_like(numpygpt.zeros(2), 7).tolist() == [7.0, 7.0] and numpygpt.empty(2, 3).shape == (2, 3)
 
 
 # ----------------------------------------------------------------------------- edge cases, against torch

@@ -53,7 +53,8 @@ import numpy as np
 
 from .. import _checks
 from ..random import Generator, default_generator
-from ..tensor import Tensor, stack
+from ..functions import stack
+from ..tensor import Tensor
 
 __all__ = ["Dataset", "Sampler", "SequentialSampler", "RandomSampler", "BatchSampler", "default_collate",
            "DataLoader"]
