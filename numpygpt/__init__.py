@@ -4,7 +4,7 @@
     x = npg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     y = (x @ x).tanh().sum()
     y.backward()
-    x.grad            # dy/dx, an ndarray
+    x.grad            # dy/dx, a Tensor (x.grad.numpy() is the array)
 
 The engine is autograd.py (Function, unbroadcast, grad mode, backward) under
 tensor.py (Tensor) and ops.py (the primitive ops); creation.py makes new tensors;

@@ -60,10 +60,11 @@ def split_bounds(split_size: int | Sequence[int], n: int) -> list[tuple[int, int
 def to_dtype(args: Sequence[Any], dtype: Any, device_: Any) -> np.dtype | None:
     """The dtype `Tensor.to(*args, dtype=, device=)` asks for (None: keep it), after checking
     that any device named (a string among `args`, or `device_`) is the CPU."""
-    _checks.device(device_)
+    _checks.check_device(device_)
     for arg in args:
-        if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda", "mps", "xpu", "meta"):
-            _checks.device(arg)
+        if isinstance(arg, _checks.device) or (
+                isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda", "mps", "xpu", "meta")):
+            _checks.check_device(arg)
         else:  # a dtype, or a tensor whose dtype to take
             dtype = arg if isinstance(arg, (type, np.dtype, str)) else arg.dtype
     return None if dtype is None else np.dtype(dtype)
@@ -105,3 +106,27 @@ def gather_index(index: Any, shape: tuple[int, ...], axis: int) -> np.ndarray:
         raise _checks.ShapeError(f"gather: index of shape {index.shape} does not fit a tensor of shape {tuple(shape)} "
                          f"(same number of dims, none larger outside dim {axis})")
     return index
+
+
+def as_array(data: Any, dtype: Any, default_dtype: np.dtype) -> np.ndarray:
+    """Convert data to an ndarray the way `torch.tensor` would pick a dtype:
+    Python floats take `default_dtype`, ndarrays and NumPy scalars keep theirs."""
+    try:
+        arr = np.asarray(data, dtype=dtype)
+    except ValueError as e:
+        if "inhomogeneous" in str(e):
+            raise ValueError("cannot make a tensor from nested sequences of unequal lengths") from None
+        raise
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"cannot make a tensor from {type(data).__name__} data of dtype {arr.dtype}; "
+                        "tensors hold numbers")
+    if dtype is not None:
+        return arr
+    if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
+        arr = arr.astype(default_dtype)
+    return arr
+
+
+def sizes(size: tuple[Any, ...]) -> tuple[int, ...]:
+    """Sizes given either as separate arguments, `f(2, 3)`, or as one sequence, `f((2, 3))`."""
+    return tuple(size[0]) if len(size) == 1 and not isinstance(size[0], (int, np.integer)) else tuple(size)

@@ -117,11 +117,38 @@ class ShapeError(RuntimeError, ValueError):
     RuntimeError there, and code written for ValueError keeps working."""
 
 
-def device(value: Any) -> str:
+class device:
+    """A device, as `torch.device`: numpygpt has one, `device("cpu")` (also "cpu:0"). It compares
+    equal to its name, so `x.device == "cpu"` holds; any other device is a RuntimeError."""
+
+    type = "cpu"
+    index = None
+
+    def __init__(self, name: Any = "cpu", index: int | None = None) -> None:
+        check_device(name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, device) or (isinstance(other, str) and other in ("cpu", "cpu:0"))
+
+    def __hash__(self) -> int:
+        return hash("cpu")
+
+    def __repr__(self) -> str:
+        return "device(type='cpu')"
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
+
+def check_device(value: Any) -> str:
     """A `device=` argument: None or the one CPU device ("cpu", "cpu:0"); any other is a RuntimeError."""
-    if value is None or str(value).split(":")[0] == "cpu":
+    if value is None or isinstance(value, device) or str(value).split(":")[0] == "cpu":
         return "cpu"
     raise RuntimeError(f"numpygpt computes on the CPU only, got device={value!r}; use 'cpu'")
+
+
+CPU = device()
 
 
 def broadcast(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:

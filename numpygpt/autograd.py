@@ -21,14 +21,16 @@ those nodes, from the loss back to the leaves:
         for each input:  grads[input] += unbroadcast(backward(node, g)[i], input's shape)
 
 Leaves (tensors made by the user, such as parameters) receive their sum in
-`.grad`, which accumulates across calls until zeroed, as in PyTorch.
+`.grad` (a Tensor), which accumulates across calls until zeroed, as in PyTorch.
+A node's arrays must not change between forward and backward: each tensor
+counts its in-place modifications (`VersionCounter`), and backward checks.
 Gradients may come back in the broadcast shape of the output: `unbroadcast`,
 applied here where they are accumulated, is the only place broadcasting is
 undone, so no op has to do it itself.
 
-This module, `tensor.py` and `ops.py` import each other, the one import
-cycle of the package: a Tensor's methods apply the `Function`s of ops.py, and
-`Function.apply` returns Tensors.
+This module, `tensor.py`, `ops.py` and `reductions.py` import each other, the
+one import cycle of the package: a Tensor's methods apply the `Function`s of
+ops.py and reductions.py, and `Function.apply` returns Tensors.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class Context:
         self.parents: tuple[Any, ...] = ()       # Context, leaf Tensor or None, one per positional input
         self.input_shapes: tuple[Any, ...] = ()  # each input's shape, for unbroadcast
         self.saved_tensors: tuple[Any, ...] = ()
+        self.saved_versions: tuple[Any, ...] = ()  # (VersionCounter, count, shape) of each tensor kept
         self.retained_output = None              # the output Tensor, if it asked to keep its .grad
         self.graph_retained = False              # set by backward: True when the graph outlives this call,
                                                  # so backward must not reuse saved arrays in place
@@ -143,7 +146,7 @@ class Context:
         for name in list(vars(self)):
             if name not in keep:
                 delattr(self, name)
-        self.parents, self.input_shapes, self.saved_tensors = (), (), ()
+        self.parents, self.input_shapes, self.saved_tensors, self.saved_versions = (), (), (), ()
         self.retained_output = None
         self.graph_retained = False
         self.freed = True
@@ -176,8 +179,34 @@ class Function:
         if record:
             ctx.parents = tuple((a._ctx or a) if n else None for a, n in zip(args, needs))
             ctx.input_shapes = tuple(a.shape if n else None for a, n in zip(args, needs))
+            ctx.saved_versions = _saved_versions(ctx, [a for a in args if isinstance(a, Tensor)] + [out])
             out._ctx = ctx
         return out
+
+
+class VersionCounter:
+    """How many times a tensor's data has been modified in place (`x.add_(1)`, ...).
+
+    A node that keeps a tensor's array for its backward notes the count; if
+    it has changed by the time backward runs, the array no longer holds the
+    values the gradient formula needs, and backward raises instead of
+    returning a wrong gradient (as PyTorch's `_version`). A tensor and its
+    `detach()` share one counter, as they share the data.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def _saved_versions(ctx: Context, tensors: list[Any]) -> tuple[Any, ...]:
+    """(counter, count, shape) of each tensor whose array (or a view of it) the node keeps."""
+    kept = [a for a in (*ctx.saved_tensors, *vars(ctx).values()) if isinstance(a, np.ndarray)]
+    if not kept:
+        return ()
+    ids = {id(a) for a in kept} | {id(a.base) for a in kept if a.base is not None}
+    return tuple((t._version, t._version.value, t.shape) for t in tensors if id(t.data) in ids)
 
 
 # ----------------------------------------------------------------------------- backward
@@ -201,6 +230,7 @@ def backward(tensor: Any, grad: Any = None, retain_graph: bool = False) -> None:
             _accumulate_leaf(node, g, handed_out)
             continue
         _check_not_freed(node)
+        _check_versions(node)
         _keep_retained_grad(node, g)
         node.graph_retained = retain_graph
         for parent, shape, input_grad in zip(node.parents, node.input_shapes, _input_grads(node, g)):
@@ -259,23 +289,34 @@ def _input_grads(node: Context, g: np.ndarray) -> tuple[Any, ...]:
 
 
 def _accumulate_leaf(leaf: Any, g: np.ndarray, handed_out: set[int]) -> None:
-    """Add `g` into a leaf's `.grad`, as PyTorch does; the first gradient is kept without a copy
-    when it is a fresh array that nothing else holds."""
+    """Add `g` into a leaf's `.grad` (in place, as PyTorch does); the first gradient is kept
+    without a copy when it is a fresh array that nothing else holds."""
     g = g.astype(leaf.dtype, copy=False)
     if leaf.grad is not None:
-        leaf.grad += g
+        leaf.grad.data += g
     elif g.base is None and g.flags.writeable and id(g) not in handed_out:
-        leaf.grad = g
+        leaf.grad = _tensor.Tensor._wrap(g)
         handed_out.add(id(g))
     else:
-        leaf.grad = g.copy()  # a view, read-only, or shared: the leaf gets its own
+        leaf.grad = _tensor.Tensor._wrap(g.copy())  # a view, read-only, or shared: the leaf gets its own
 
 
 def _keep_retained_grad(node: Context, g: np.ndarray) -> None:
     """A non-leaf output that called `retain_grad()` keeps its gradient in `.grad`."""
     kept = node.retained_output
     if kept is not None:
-        kept.grad = g.copy() if kept.grad is None else kept.grad + g
+        kept.grad = _tensor.Tensor._wrap(g.copy() if kept.grad is None else kept.grad.data + g)
+
+
+def _check_versions(node: Context) -> None:
+    """Refuse to run a backward formula on arrays modified in place since the forward pass."""
+    for counter, count, shape in node.saved_versions:
+        if counter.value != count:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: a tensor of shape {list(shape)} saved by {node!r} is at "
+                f"version {counter.value}; expected version {count} instead. Compute it out of place "
+                f"(x = x.add(1), not x.add_(1)) or clone() it before the in-place op.")
 
 
 def _check_not_freed(node: Context) -> None:

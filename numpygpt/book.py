@@ -40,7 +40,7 @@ __all__ = ["calc_loss_batch", "calc_loss_loader", "evaluate_model", "generate_an
 
 def calc_loss_batch(input_batch: Any, target_batch: Any, model: Any, device: Any = None) -> Tensor:
     """Cross-entropy of one batch: logits (B, T, V) flattened against targets (B, T) flattened."""
-    _checks.device(device)
+    _checks.check_device(device)
     logits = model(input_batch)                                            # (B, T, V)
     targets = np.asarray(getattr(target_batch, "data", target_batch))     # (B, T)
     return F.cross_entropy(logits.flatten(0, 1), targets.reshape(-1))
@@ -73,7 +73,7 @@ def evaluate_model(model: Any, train_loader: Any, val_loader: Any, device: Any, 
 
 def generate_and_print_sample(model: Any, tokenizer: Any, device: Any, start_context: str) -> None:
     """Print 50 greedy tokens after `start_context`, on one line."""
-    _checks.device(device)
+    _checks.check_device(device)
     model.eval()
     context_size = model.pos_emb.weight.shape[0]
     encoded = text_to_token_ids(start_context, tokenizer)

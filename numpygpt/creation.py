@@ -13,28 +13,29 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _checks
+from . import _arguments, _checks
 from .random import Generator, default_generator
-from .tensor import Tensor, _as_array, _shape, get_default_dtype
+from ._arguments import sizes
+from .tensor import Tensor, get_default_dtype
 
 
 def _leaf(data: np.ndarray, requires_grad: bool = False, device: Any = None) -> Tensor:
     """A factory's new tensor; `device` may be given, as "cpu", the only one."""
-    _checks.device(device)
+    _checks.check_device(device)
     return Tensor(data, requires_grad=requires_grad)
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: Any = None) -> Tensor:
     """A new leaf tensor holding a copy of `data` (Python floats take the default dtype)."""
-    return _leaf(np.array(_as_array(data, dtype), copy=True), requires_grad, device)
+    return _leaf(np.array(_arguments.as_array(data.data if isinstance(data, Tensor) else data, dtype, get_default_dtype()), copy=True), requires_grad, device)
 
 
 def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    return _leaf(np.zeros(_shape(size), dtype=dtype or get_default_dtype()), requires_grad, device)
+    return _leaf(np.zeros(sizes(size), dtype=dtype or get_default_dtype()), requires_grad, device)
 
 
 def ones(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    return _leaf(np.ones(_shape(size), dtype=dtype or get_default_dtype()), requires_grad, device)
+    return _leaf(np.ones(sizes(size), dtype=dtype or get_default_dtype()), requires_grad, device)
 
 
 def full(size: Sequence[int], fill_value: float, dtype: Any = None, requires_grad: bool = False,
@@ -52,14 +53,14 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
 def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None,
           device: Any = None) -> Tensor:
     """Standard normal samples, PyTorch's numbers for the same seed (see random.py)."""
-    data = (generator or default_generator).normal(_shape(size), dtype=dtype or get_default_dtype())
+    data = (generator or default_generator).normal(sizes(size), dtype=dtype or get_default_dtype())
     return _leaf(data, requires_grad, device)
 
 
 def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, generator: Generator | None = None,
          device: Any = None) -> Tensor:
     """Uniform [0, 1) samples, PyTorch's numbers for the same seed."""
-    data = (generator or default_generator).uniform(_shape(size), dtype=dtype or get_default_dtype())
+    data = (generator or default_generator).uniform(sizes(size), dtype=dtype or get_default_dtype())
     return _leaf(data, requires_grad, device)
 
 
@@ -72,7 +73,7 @@ def randint(low: int, high: int | None = None, size: Sequence[int] | None = None
         raise TypeError("randint needs high and size: randint(low, high, size) or randint(high, size)")
     low = _checks.integer(low, "randint: low", minimum=-(2**63))
     high = _checks.integer(high, "randint: high", minimum=-(2**63))
-    data = (generator or default_generator).randint(low, high, _shape((size,)))
+    data = (generator or default_generator).randint(low, high, sizes((size,)))
     return _leaf(data.astype(dtype, copy=False), device=device)
 
 
@@ -85,7 +86,7 @@ def randperm(n: int, *, generator: Generator | None = None) -> Tensor:
 
 def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """A new tensor of `size`; numpygpt fills it with zeros (PyTorch leaves it uninitialised)."""
-    return _leaf(np.zeros(_shape(size), dtype=dtype or get_default_dtype()), requires_grad, device)
+    return _leaf(np.zeros(sizes(size), dtype=dtype or get_default_dtype()), requires_grad, device)
 
 
 def zeros_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:

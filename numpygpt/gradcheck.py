@@ -56,7 +56,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any], eps: fl
         xs[i].grad = None
     try:
         out.backward(w)
-        analytic = {i: (xs[i].grad if xs[i].grad is not None else np.zeros(xs[i].shape)) for i in checked}
+        analytic = {i: (xs[i].grad.data if xs[i].grad is not None else np.zeros(xs[i].shape)) for i in checked}
     finally:
         for i in checked:
             xs[i].grad = saved[i]

@@ -200,20 +200,12 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Drop every parameter's `.grad` (or, with set_to_none=False, zero it in place).
-        `.grad` may be an ndarray or a Tensor; a NumPy scalar is replaced by a 0-d zero array."""
+        """Drop every parameter's `.grad` (or, with set_to_none=False, zero it in place)."""
         for p in self.parameters():
-            g = p.grad
-            if set_to_none or g is None:
+            if set_to_none or p.grad is None:
                 p.grad = None
-                continue
-            arr = g if isinstance(g, (np.ndarray, np.generic)) else g.data  # (ndarray.data is a memoryview)
-            if isinstance(arr, np.ndarray):
-                arr[...] = 0
-            elif g is arr:
-                p.grad = np.zeros_like(arr)
             else:
-                g.data = np.zeros_like(arr)
+                p.grad.data[...] = 0
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
@@ -229,10 +221,8 @@ class Module:
             for p in m._parameters.values():
                 if p is not None and p.data.dtype != dtype:
                     p.data = p.data.astype(dtype)
-                    if isinstance(p.grad, np.ndarray):
-                        p.grad = p.grad.astype(dtype)
-                    elif p.grad is not None:  # a Tensor
-                        p.grad = p.grad.to(dtype)
+                    if p.grad is not None:
+                        p.grad = Tensor._wrap(p.grad.data.astype(dtype))
             for name, b in m._buffers.items():
                 if b is not None and b.dtype.kind == "f":
                     m._buffers[name] = b.astype(dtype)

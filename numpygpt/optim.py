@@ -3,7 +3,7 @@
 The optimisers work on *parameters* by duck typing: an object with
 
     .data  the ndarray of values, updated in place
-    .grad  an ndarray of the same shape, or None when it has no gradient
+    .grad  a Tensor (or an ndarray) of the same shape, or None when it has no gradient
 
 which is what `numpygpt.nn.Parameter` provides. Nothing else of the engine is
 used, so an optimiser can be read (and tested) on its own; only
@@ -51,7 +51,7 @@ __all__ = [
     "lr_at",
 ]
 
-# A parameter is anything with `.data` (ndarray) and `.grad` (ndarray or None).
+# A parameter is anything with `.data` (ndarray) and `.grad` (a Tensor, an ndarray or None).
 Param = Any
 ParamsT = Iterable[Param] | Iterable[dict[str, Any]]
 
@@ -60,6 +60,12 @@ ParamsT = Iterable[Param] | Iterable[dict[str, Any]]
 # buffers replace the full-size temporaries an elementwise update would make,
 # and each chunk stays in cache while all of its operations run.
 _CHUNK = 1 << 16
+
+
+def _grad_array(p: Param) -> np.ndarray | None:
+    """A parameter's gradient as an array: `.grad` is a Tensor (or an ndarray, or None)."""
+    g = p.grad
+    return g if g is None or isinstance(g, np.ndarray) else g.data
 
 
 def _check_param(p: Any, where: str) -> None:
@@ -201,8 +207,8 @@ class Optimizer:
                 index += 1
 
     def _grad(self, index: int, p: Param) -> np.ndarray | None:
-        """The parameter's gradient, checked against its shape."""
-        grad = p.grad
+        """The parameter's gradient array, checked against its shape."""
+        grad = _grad_array(p)
         if grad is None:
             return None
         if getattr(grad, "shape", None) != p.data.shape:
@@ -220,7 +226,7 @@ class Optimizer:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad[...] = 0
+                _grad_array(p)[...] = 0
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns `closure()` if given."""
@@ -544,7 +550,7 @@ def clip_grad_norm_(
     if not (norm_type > 0):
         raise ValueError(f"norm_type must be positive or inf, got {norm_type}")
     max_norm = float(max_norm)
-    grads = [p.grad for p in parameters if p.grad is not None]
+    grads = [_grad_array(p) for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
     norms = [_grad_norm(g, norm_type) for g in grads]

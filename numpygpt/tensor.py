@@ -6,24 +6,26 @@ a tensor that requires a gradient records a node; `loss.backward()` hands the
 walk over those nodes to the engine, `autograd.backward` (autograd.py).
 
 Differences from PyTorch, on purpose:
-- `.data` is the NumPy array itself and `.grad` is an ndarray (or None), not a Tensor.
-- No in-place ops on tensors that are part of a graph; write to `.data` under
-  `no_grad()` (optimisers do) instead.
-- One device, the CPU: `device=` and `.to()` accept "cpu" only; `.device` is the string "cpu".
-- dtypes are NumPy's (`x.dtype` is `np.dtype("float32")`). As PyTorch: integers meeting floats, and integer division, give the default
-float dtype; ints in an index apply before integer arrays; shape mismatches
-raise `ShapeError`, a RuntimeError that is also a ValueError.
+- `.data` is the NumPy array itself (`x.numpy()` too); `.grad` is a Tensor, as PyTorch's.
+- In-place ops (`x.add_(y)`, `x[i] = v`, `x += y`) write into the array and
+  are recorded in the graph, as PyTorch; a view (a slice, a reshape) shares its
+  base's array but not its graph, so under autograd modify the base, not a view.
+- One device, the CPU: `device=` and `.to()` accept "cpu" only; `.device` is `device(type='cpu')`.
+- dtypes are NumPy's (`x.dtype` is `np.dtype("float32")`). As PyTorch: integers
+  meeting floats, and integer division, give the default float dtype; ints in
+  an index apply before integer arrays; shape mismatches raise `ShapeError`, a
+  RuntimeError that is also a ValueError.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 from functools import partialmethod
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import _arguments, _checks, _printing, autograd, ops
+from . import _arguments, _checks, _printing, autograd, ops, reductions
 
 # ----------------------------------------------------------------------------- default dtype
 
@@ -44,35 +46,20 @@ def get_default_dtype() -> np.dtype:
     return _default_dtype
 
 
-def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """Convert data to an ndarray the way `torch.tensor` would pick a dtype:
-    Python floats take the default dtype, ndarrays and NumPy scalars keep theirs."""
-    if isinstance(data, Tensor):
-        data = data.data
-    try:
-        arr = np.asarray(data, dtype=dtype)
-    except ValueError as e:
-        if "inhomogeneous" in str(e):
-            raise ValueError("cannot make a tensor from nested sequences of unequal lengths") from None
-        raise
-    if arr.dtype.kind not in "biufc":
-        raise TypeError(f"cannot make a tensor from {type(data).__name__} data of dtype {arr.dtype}; "
-                        "tensors hold numbers")
-    if dtype is not None:
-        return arr
-    if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
-        arr = arr.astype(_default_dtype)
-    return arr
-
-
 # ----------------------------------------------------------------------------- Tensor
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
-def _shape(size: tuple[Any, ...]) -> tuple[int, ...]:
-    """Sizes given either as separate arguments, `f(2, 3)`, or as one sequence, `f((2, 3))`."""
-    return tuple(size[0]) if len(size) == 1 and not isinstance(size[0], (int, np.integer)) else tuple(size)
+def _inplace_form(name: str) -> Callable[..., Tensor]:
+    """The method `x.<name>_(...)`: `x.<name>(...)` written into x itself (see `Tensor._inplace`)."""
+
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return self._inplace(f"{name}_", lambda x: getattr(x, name)(*args, **kwargs), *args, *kwargs.values())
+
+    method.__name__ = method.__qualname__ = f"{name}_"
+    method.__doc__ = f"In place: `x.{name}_(...)` writes `x.{name}(...)` into x and returns x."
+    return method
 
 
 class Tensor:
@@ -87,19 +74,35 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
-        self.data: np.ndarray = _as_array(data, dtype)
+        self.data: np.ndarray = _arguments.as_array(data.data if isinstance(data, Tensor) else data, dtype, _default_dtype)
         if requires_grad and self.data.dtype.kind not in "fc":
             raise TypeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
-        self.grad: np.ndarray | None = None
+        self._grad: Tensor | None = None
         self._ctx = None  # the node that made this tensor; None for leaves
+        self._version = autograd.VersionCounter()  # in-place modifications of `data`
 
     @classmethod
     def _wrap(cls, data: np.ndarray, requires_grad: bool = False) -> Tensor:
-        """Fast constructor for op outputs: no conversion, no checks."""
+        """Fast constructor for op outputs: no conversion, no checks (a NumPy scalar becomes 0-d)."""
         t = cls.__new__(cls)
-        t.data, t.requires_grad, t.grad, t._ctx = data, requires_grad, None, None
+        t.data = data if type(data) is np.ndarray else np.asarray(data)
+        t.requires_grad, t._grad, t._ctx, t._version = requires_grad, None, None, autograd.VersionCounter()
         return t
+
+    @property
+    def grad(self) -> Tensor | None:
+        """dL/d(this tensor) after `backward()`, a Tensor of this shape (None before): filled for
+        leaves that require grad, and for other tensors that called `retain_grad()`."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        if value is not None:
+            value = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value))
+            if value.shape != self.shape:
+                raise _checks.ShapeError(f"assigned grad has shape {value.shape}, the tensor {self.shape}")
+        self._grad = value
 
     # -- properties ------------------------------------------------------------------
     @property
@@ -159,12 +162,20 @@ class Tensor:
             raise _checks.ShapeError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.data.item()
 
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
     def tolist(self) -> Any:
         return self.data.tolist()
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return Tensor._wrap(self.data)
+        """The same data, cut from the graph (an in-place change to either shows in both)."""
+        t = Tensor._wrap(self.data)
+        t._version = self._version
+        return t
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind not in "fc":
@@ -178,9 +189,12 @@ class Tensor:
             self._ctx.retained_output = self
 
     @property
-    def device(self) -> str:
-        """Always "cpu": numpygpt has one device."""
-        return "cpu"
+    def device(self) -> _checks.device:
+        """`device(type='cpu')`, the one device numpygpt computes on (it equals "cpu")."""
+        return _checks.CPU
+
+    def cpu(self) -> Tensor:
+        return self
 
     def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Tensor:
         """Cast to a dtype (`to(np.float64)`, `to(tensor)`); differentiable. The device must be "cpu"."""
@@ -221,7 +235,7 @@ class Tensor:
             return other
         if self.data.dtype.kind == "f" and np.ndim(other) == 0 and not isinstance(other, (bool, np.bool_)):
             return Tensor._wrap(np.asarray(other, dtype=self.data.dtype))
-        return Tensor._wrap(_as_array(other))
+        return Tensor._wrap(_arguments.as_array(other, None, _default_dtype))
 
     def _binary(self, fn: type, a: Any, b: Any, name: str) -> Tensor:
         if a.dtype != b.dtype:
@@ -305,6 +319,13 @@ class Tensor:
 
     __hash__ = object.__hash__
 
+    def any(self) -> Tensor:
+        """Whether any element is nonzero (a 0-d bool tensor)."""
+        return Tensor._wrap(np.asarray(self.data.any()))
+
+    def all(self) -> Tensor:
+        return Tensor._wrap(np.asarray(self.data.all()))
+
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise _checks.ShapeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
@@ -358,25 +379,25 @@ class Tensor:
 
     def logsumexp(self, dim: int | Sequence[int], keepdim: bool = False) -> Tensor:
         """ln Σ exp(x) over `dim`, computed without overflow."""
-        return ops.LogSumExp.apply(self._floating(), axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
+        return reductions.LogSumExp.apply(self._floating(), axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
 
     def cumsum(self, dim: int) -> Tensor:
         x = self.reshape(1) if self.ndim == 0 else self
-        out = ops.CumSum.apply(x, axis=_checks.dims(dim, x.ndim)[0])
+        out = reductions.CumSum.apply(x, axis=_checks.dims(dim, x.ndim)[0])
         return out if self.ndim else out.reshape(())
 
     # -- reductions ------------------------------------------------------------------------
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        return ops.Sum.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
+        return reductions.Sum.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
 
     def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        return ops.Mean.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
+        return reductions.Mean.apply(self, axis=_checks.dims(dim, self.ndim), keepdim=keepdim)
 
     def var(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, unbiased: bool = True, *,
             correction: int | None = None) -> Tensor:
         """Σ (x - x̄)² / (n - correction): n - 1 by default, n if `unbiased=False`; nan if n ≤ correction."""
         correction = int(unbiased) if correction is None else correction
-        return ops.Var.apply(self._floating(), axis=_checks.dims(dim, self.ndim), keepdim=keepdim,
+        return reductions.Var.apply(self._floating(), axis=_checks.dims(dim, self.ndim), keepdim=keepdim,
                              correction=correction)
 
     def std(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, unbiased: bool = True, *,
@@ -386,7 +407,7 @@ class Tensor:
 
     def _extremum(self, op: str, dim: int | None = None, keepdim: bool = False):
         """`max()` / `min()`: the largest / smallest element; `max(dim)`: `(values, indices)`, as PyTorch."""
-        fn = getattr(ops, op)
+        fn = getattr(reductions, op)
         if dim is None:
             return fn.apply(self, axis=None, keepdim=False)
         (axis,) = _checks.dims(dim, self.ndim) or (0,)
@@ -395,7 +416,7 @@ class Tensor:
 
     def _arg(self, op: str, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """`argmax()` / `argmin()`: where the largest / smallest element is (the first, if tied)."""
-        return Tensor(getattr(ops, op).arg(self.data, axis=dim, keepdims=keepdim))
+        return Tensor(getattr(reductions, op).arg(self.data, axis=dim, keepdims=keepdim))
 
     max, argmax = partialmethod(_extremum, "Max"), partialmethod(_arg, "Max")
     min, argmin = partialmethod(_extremum, "Min"), partialmethod(_arg, "Min")
@@ -408,7 +429,7 @@ class Tensor:
 
     # -- shape ---------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
-        shape = _shape(shape)
+        shape = _arguments.sizes(shape)
         try:
             return ops.Reshape.apply(self, shape=shape)
         except ValueError:
@@ -431,7 +452,7 @@ class Tensor:
         return ops.Permute.apply(self, dims=tuple(dims))
 
     def permute(self, *dims: Any) -> Tensor:
-        dims = _shape(dims)
+        dims = _arguments.sizes(dims)
         norm = _checks.dims(dims, self.ndim) or ()
         if sorted(norm) != list(range(self.ndim)):
             raise _checks.ShapeError(f"permute: {dims} is not a permutation of the {self.ndim} dims of shape {self.shape}")
@@ -454,7 +475,7 @@ class Tensor:
 
     def flip(self, *dims: Any) -> Tensor:
         """The order of `dims` reversed; a view (the gradient is flipped back)."""
-        flipped = _checks.dims(_shape(dims), self.ndim) or ()
+        flipped = _checks.dims(_arguments.sizes(dims), self.ndim) or ()
         return ops.GetItem.apply(self, index=tuple(slice(None, None, -1 if i in flipped else 1)
                                                    for i in range(self.ndim)))
 
@@ -471,7 +492,7 @@ class Tensor:
 
     def repeat(self, *sizes: Any) -> Tensor:
         """Tiled `sizes` times along each dim (`np.tile`): reshape, expand, reshape; the gradient sums back."""
-        spread, tiled, out = _arguments.repeat_shapes(_shape(sizes), self.shape)
+        spread, tiled, out = _arguments.repeat_shapes(_arguments.sizes(sizes), self.shape)
         return self.reshape(spread).expand(tiled).reshape(out)
 
     def contiguous(self) -> Tensor:
@@ -494,7 +515,7 @@ class Tensor:
 
     def expand(self, *shape: Any) -> Tensor:
         """Broadcast to `shape` (-1 keeps a dim); the gradient sums back."""
-        shape = _shape(shape)
+        shape = _arguments.sizes(shape)
         lead = len(shape) - self.ndim
         full = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
         _checks.broadcast(f"expand (to {shape})", self.shape, full)
@@ -520,6 +541,68 @@ class Tensor:
         """out[i][j] = self[index[i][j]][j] for dim 0, self[i][index[i][j]] for dim 1, ... (as `torch.gather`)."""
         (axis,) = _checks.dims(dim, self.ndim) or (0,)
         return ops.Gather.apply(self, axis, _arguments.gather_index(index, self.shape, axis))
+
+
+    # -- in-place ops ---------------------------------------------------------------------
+    def _inplace(self, name: str, op: Callable[[Tensor], Tensor], *operands: Any) -> Tensor:
+        """Write `op(self)` into this tensor's own array and return self, as PyTorch's `x.add_(y)`.
+
+        The graph records the op as usual and this tensor becomes its output; a
+        leaf that requires grad is refused, as PyTorch does. When a graph is
+        recorded the op reads a copy of the old values, so its own backward has
+        them; any earlier node that kept this array sees the version counter
+        move, and its backward raises rather than use the new values.
+        """
+        grads = self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in operands)
+        record = grads and autograd.is_grad_enabled()
+        if record and self.requires_grad and self._ctx is None:
+            raise RuntimeError(f"{name}: a leaf Variable that requires grad is being used in an in-place "
+                               "operation; do it under numpygpt.no_grad(), or on a clone()")
+        old = self
+        if record:
+            old = Tensor._wrap(self.data.copy(), self.requires_grad)
+            old._ctx = self._ctx
+        out = op(old)
+        if out.shape != self.shape:
+            raise _checks.ShapeError(f"{name}: the result has shape {out.shape}, which cannot be written "
+                                     f"into this tensor of shape {self.shape}")
+        if out.dtype != self.dtype:
+            if not np.can_cast(out.dtype, self.dtype, casting="same_kind"):
+                raise RuntimeError(f"{name}: result type {out.dtype} can't be cast to the desired output type "
+                                   f"{self.dtype}")
+            out = out.to(self.dtype)
+        if not self.data.flags.writeable:
+            raise RuntimeError(f"{name}: this tensor's data is read-only (a broadcast view, such as "
+                               "expand()'s); clone() it first")
+        np.copyto(self.data, out.data)
+        self._version.value += 1
+        if out._ctx is not None:
+            self._ctx, self.requires_grad = out._ctx, True
+        return self
+
+    add_, sub_, mul_, div_, pow_, neg_ = map(_inplace_form, ("add", "sub", "mul", "div", "pow", "neg"))
+    exp_, log_, sqrt_, rsqrt_, square_ = map(_inplace_form, ("exp", "log", "sqrt", "rsqrt", "square"))
+    tanh_, sigmoid_, relu_, sin_, cos_, abs_ = map(_inplace_form, ("tanh", "sigmoid", "relu", "sin", "cos", "abs"))
+    clamp_, clip_, masked_fill_ = map(_inplace_form, ("clamp", "clip", "masked_fill"))
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_  # `x += y` is in place, as PyTorch
+
+    def fill_(self, value: Any) -> Tensor:
+        """Every element set to `value` (a number or a one-element tensor); in place."""
+        value = value.item() if isinstance(value, Tensor) else value
+        return self._inplace("fill_", lambda x: x.masked_fill(np.True_, value))
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def copy_(self, src: Any) -> Tensor:
+        """`src`'s values (broadcast to this shape, cast to this dtype) written in; the gradient goes to src."""
+        src = self._operand(src)
+        return self._inplace("copy_", lambda x: ops.Where.apply(np.True_, src.to(x.dtype), x), src)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """`x[index] = value`, in place, as PyTorch (value broadcast to the indexed shape)."""
+        index, value = _arguments.index_arrays(index), self._operand(value)
+        self._inplace("__setitem__", lambda x: ops.IndexPut.apply(x, value.to(x.dtype), index=index), value)
 
 
 def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

@@ -184,7 +184,7 @@ def shortcut_gradients(use_shortcut: bool, seed: int = 123) -> list[tuple[str, f
     output = model(tensor([[1.0, 0.0, -1.0]]))
     loss = nn.MSELoss()(output, tensor([[0.0]]))
     loss.backward()
-    return [(name, float(np.abs(p.grad).mean())) for name, p in model.named_parameters() if "weight" in name]
+    return [(name, p.grad.abs().mean().item()) for name, p in model.named_parameters() if "weight" in name]
 
 
 def show_shortcut() -> None:

@@ -55,7 +55,7 @@ def test_gradients_accumulate_across_backward_calls_and_zero_grad_resets() -> No
     layer = nn.Linear(3, 2)
     x = numpygpt.randn(4, 3)
     layer(x).sum().backward()
-    first = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    first = {name: p.grad.numpy().copy() for name, p in layer.named_parameters()}
     layer(x).sum().backward()
     for name, p in layer.named_parameters():
         np.testing.assert_allclose(p.grad, 2 * first[name], rtol=1e-6)
@@ -157,7 +157,7 @@ def test_retain_graph_allows_a_second_backward_with_doubled_grads(build) -> None
     x = leaf(x0)
     y = build(x)
     y.backward(retain_graph=True)
-    once = x.grad.copy()
+    once = x.grad.numpy().copy()
     y.backward(retain_graph=True)
     np.testing.assert_allclose(x.grad, 2 * once, rtol=1e-14)
     y.backward()  # the last one may free
@@ -570,7 +570,7 @@ def test_each_leaf_owns_its_grad_array() -> None:
 
     w = numpygpt.tensor(np.ones((2, 3)), requires_grad=True)
     (w * 2.0).sum().backward()  # Sum's gradient is a read-only broadcast view
-    assert w.grad.flags.writeable and w.grad.base is None
+    assert w.grad.data.flags.writeable and w.grad.data.base is None
     w.grad += 1  # accumulates in place from now on
     (w * 2.0).sum().backward()
     np.testing.assert_array_equal(w.grad, np.full((2, 3), 5.0))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "numpygpt"
-ENGINE_CORE = {"autograd", "tensor", "ops"}
+ENGINE_CORE = {"autograd", "tensor", "ops", "reductions"}
 MAX_FILE_LINES = 650
 MAX_FUNCTION_LINES = 90
 

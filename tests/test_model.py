@@ -361,7 +361,7 @@ def test_gradcheck_whole_model(tie: bool) -> None:
         p.grad = None
     F.cross_entropy(model(ids), targets).backward()
     for name, p in model.named_parameters():
-        assert p.grad is not None and np.any(p.grad != 0), name
+        assert p.grad is not None and (p.grad != 0).any(), name
 
 
 # ----------------------------------------------------------------------------- composed twins of the fused layers
@@ -421,7 +421,7 @@ def compare_with_twin(module: Any, twin: Callable[[numpygpt.Tensor], numpygpt.Te
         for p in params:
             p.grad = None
         out.backward(g)
-        grads.append([x_.grad] + [p.grad.copy() for p in params])
+        grads.append([x_.grad.numpy()] + [p.grad.numpy().copy() for p in params])
     # A gradient that is 0 in exact arithmetic is rounding noise in both (W_key.bias's is:
     # adding q·b_k to a whole row of scores leaves its softmax unchanged), so its error is
     # measured against the largest gradient of the module rather than against its own noise.

@@ -99,7 +99,7 @@ def grad_errors(ours: Any, theirs: Any) -> dict[str, float]:
     floor = 1e-3 * largest
     errors = {}
     for name, p in mine.items():
-        a, b = p.grad, ref[name].numpy()
+        a, b = p.grad.numpy(), ref[name].numpy()
         scale = max(float(np.abs(a).max()), float(np.abs(b).max()), floor, 1e-300)
         errors[name] = float(np.abs(a - b).max()) / scale
         if name.endswith("W_key.bias"):

@@ -242,7 +242,7 @@ def test_zero_grad() -> None:
     net = Net().eval()
     x = numpygpt.tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
     net(x).sum().backward()
-    first = {name: p.grad.copy() for name, p in net.named_parameters()}
+    first = {name: p.grad.numpy().copy() for name, p in net.named_parameters()}
     assert all(g is not None for g in first.values())
     net(x).sum().backward()  # gradients accumulate until zeroed
     for name, p in net.named_parameters():

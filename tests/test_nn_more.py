@@ -190,22 +190,31 @@ def test_softmax_without_dim_warns_and_picks_torchs_dim(torch) -> None:
 
 def test_zero_grad_with_ndarray_or_tensor_grads() -> None:
     layer = nn.Linear(2, 2)
-    layer.weight.grad = np.ones((2, 2), dtype=np.float32)
+    layer.weight.grad = np.ones((2, 2), dtype=np.float32)  # an array assigned is wrapped in a Tensor
     weight_grad = layer.weight.grad
-    layer.bias.grad = numpygpt.ones(2)                   # a Tensor gradient, as PyTorch's
+    assert isinstance(weight_grad, numpygpt.Tensor)
+    layer.bias.grad = numpygpt.ones(2)                      # a Tensor gradient, as PyTorch's
     bias_array = layer.bias.grad.data
     layer.zero_grad(set_to_none=False)
-    assert layer.weight.grad is weight_grad and np.all(weight_grad == 0)
+    assert layer.weight.grad is weight_grad and np.all(weight_grad.numpy() == 0)
     assert layer.bias.grad.data is bias_array and np.all(bias_array == 0)
     layer.zero_grad()
     assert layer.weight.grad is None and layer.bias.grad is None
 
 
-def test_zero_grad_on_a_numpy_scalar_grad() -> None:
+def test_zero_grad_and_clipping_on_a_0d_parameter() -> None:
+    p = nn.Parameter(numpygpt.tensor(2.0))
+    (p * p).backward()
+    assert isinstance(p.grad.data, np.ndarray) and p.grad.shape == () and p.grad.item() == 4.0
+    numpygpt.optim.clip_grad_norm_([p], 1.0)
+    assert p.grad.item() == pytest.approx(1.0, rel=1e-6)
+    numpygpt.optim.SGD([p], lr=0.1).zero_grad(set_to_none=False)
+    assert p.grad.item() == 0.0
     layer = nn.Linear(1, 1)
-    layer.bias.grad = np.float32(3.0)
+    layer.bias = nn.Parameter(numpygpt.tensor(0.5))
+    layer.bias.grad = np.float32(3.0)                       # a NumPy scalar becomes a 0-d array
     layer.zero_grad(set_to_none=False)
-    assert isinstance(layer.bias.grad, np.ndarray) and layer.bias.grad == 0
+    assert layer.bias.grad.shape == () and layer.bias.grad.item() == 0.0
 
 
 # ----------------------------------------------------------------------------- nn.init
