@@ -13,7 +13,7 @@ The README's architecture table lists every module.
 """
 
 from . import functional, functions, nn, ops, utils
-from ._checks import ShapeError
+from ._checks import ShapeError, device
 from ._printing import Size, get_printoptions, printoptions, set_printoptions
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
 from .creation import (
@@ -49,14 +49,19 @@ from .functions import (  # the torch namespace's functions and constants (these
     float64,
     inf,
     inference_mode,
+    isfinite,
+    isinf,
+    isnan,
     int32,
     int64,
     log,
     log_softmax,
     long,
     max,
+    maximum,
     mean,
     min,
+    minimum,
     multinomial,
     nan,
     pi,
@@ -90,10 +95,10 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Context", "Function", "Generator", "GradcheckError", "ShapeError", "Size", "Tensor", "abs", "arange", "argmax",
-    "argmin", "bool", "cat", "clamp", "clip", "default_generator", "double", "empty", "empty_like", "enable_grad",
+    "argmin", "bool", "cat", "clamp", "clip", "default_generator", "device", "double", "empty", "empty_like", "enable_grad",
     "exp", "eye", "float", "float32", "float64", "full", "full_like", "functional", "functions",
-    "get_default_dtype", "get_printoptions", "get_rng_state", "gradcheck", "inf", "inference_mode", "initial_seed", "int32", "int64",
-    "is_grad_enabled", "linspace", "log", "log_softmax", "long", "manual_seed", "matmul", "max", "mean", "min",
+    "get_default_dtype", "get_printoptions", "get_rng_state", "gradcheck", "inf", "inference_mode", "initial_seed", "isfinite", "isinf", "isnan", "int32", "int64",
+    "is_grad_enabled", "linspace", "log", "log_softmax", "long", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum",
     "multinomial", "nan", "nn", "no_grad", "ones", "ones_like", "ops", "pi", "pow", "printoptions", "rand", "randint", "randn",
     "randperm", "set_default_dtype", "set_grad_enabled", "set_printoptions", "set_rng_state", "sigmoid", "softmax", "sqrt", "stack",
     "std", "sum", "tanh", "tensor", "topk", "tril", "triu", "unbroadcast", "utils", "var", "where", "zeros",

@@ -5,7 +5,6 @@ With these (and the factories of creation.py) code written for PyTorch runs with
 same name, so the gradient is that method's. Differences from PyTorch:
 - dtypes are NumPy's: `float32 = np.float32`, `long = np.int64`, `bool = np.bool_`;
 - `device=` is accepted, and must be "cpu";
-- `max(a, b)` / `min(a, b)` with two tensors (elementwise) are not provided.
 """
 
 from __future__ import annotations
@@ -102,18 +101,34 @@ def std(input: Any, dim: Dim = None, keepdim: bool = False, unbiased: bool = Tru
     return _t(input).std(dim, keepdim, unbiased, correction=correction)
 
 
-def max(input: Any, dim: int | None = None, keepdim: bool = False):  # noqa: A001
-    """The largest element, or `(values, indices)` along `dim` (not the elementwise max of two tensors)."""
-    if isinstance(dim, Tensor):
-        raise NotImplementedError("max(a, b) of two tensors is not provided; use where(a >= b, a, b)")
+def max(input: Any, dim: Any = None, keepdim: bool = False):  # noqa: A001
+    """The largest element, `(values, indices)` along `dim`, or with a tensor `max(a, b)` the elementwise maximum."""
     return _t(input).max(dim, keepdim)
 
 
-def min(input: Any, dim: int | None = None, keepdim: bool = False):  # noqa: A001
-    """The smallest element, or `(values, indices)` along `dim` (not the elementwise min of two tensors)."""
-    if isinstance(dim, Tensor):
-        raise NotImplementedError("min(a, b) of two tensors is not provided; use where(a <= b, a, b)")
+def min(input: Any, dim: Any = None, keepdim: bool = False):  # noqa: A001
+    """The smallest element, `(values, indices)` along `dim`, or with a tensor `min(a, b)` the elementwise minimum."""
     return _t(input).min(dim, keepdim)
+
+
+def maximum(input: Any, other: Any) -> Tensor:
+    return _t(input).maximum(other)
+
+
+def minimum(input: Any, other: Any) -> Tensor:
+    return _t(input).minimum(other)
+
+
+def isnan(input: Any) -> Tensor:
+    return Tensor._wrap(np.isnan(_t(input).data))
+
+
+def isinf(input: Any) -> Tensor:
+    return Tensor._wrap(np.isinf(_t(input).data))
+
+
+def isfinite(input: Any) -> Tensor:
+    return Tensor._wrap(np.isfinite(_t(input).data))
 
 
 def argmax(input: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:

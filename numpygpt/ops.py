@@ -112,6 +112,32 @@ class Neg(Function):
         return -g
 
 
+class Maximum(Function):
+    """out = max(a, b) elementwise (nan if either is nan), as `torch.maximum`;
+    da = g where a > b, g/2 where a = b, 0 where a < b; db the mirror image (PyTorch's rule)"""
+
+    pick, beaten = staticmethod(np.maximum), staticmethod(np.less)
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return ctx.fn.pick(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray):
+        a, b = ctx.saved_tensors
+        half = np.where(a == b, g / 2, g)
+        da = np.where(ctx.fn.beaten(a, b), 0, half) if ctx.needs_input_grad[0] else None
+        db = np.where(ctx.fn.beaten(b, a), 0, half) if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Minimum(Maximum):
+    """out = min(a, b) elementwise, as `torch.minimum`; the gradient as Maximum's, to the smaller input"""
+
+    pick, beaten = staticmethod(np.minimum), staticmethod(np.greater)
+
+
 class MatMul(Function):
     """out = a @ b (batched, batch dims broadcast);  da = g @ bᵀ,  db = aᵀ @ g
 

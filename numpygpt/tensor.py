@@ -405,8 +405,11 @@ class Tensor:
         """√var (same arguments as `var`)."""
         return self.var(dim, keepdim, unbiased, correction=correction).sqrt()
 
-    def _extremum(self, op: str, dim: int | None = None, keepdim: bool = False):
-        """`max()` / `min()`: the largest / smallest element; `max(dim)`: `(values, indices)`, as PyTorch."""
+    def _extremum(self, op: str, dim: Any = None, keepdim: bool = False):
+        """`max()` / `min()`: the largest / smallest element; `max(dim)`: `(values, indices)`;
+        `max(other)` with a tensor: the elementwise `maximum` (as PyTorch)."""
+        if isinstance(dim, Tensor):
+            return self._binary(getattr(ops, op + "imum"), self, dim, op.lower() + "imum")
         fn = getattr(reductions, op)
         if dim is None:
             return fn.apply(self, axis=None, keepdim=False)
@@ -420,6 +423,12 @@ class Tensor:
 
     max, argmax = partialmethod(_extremum, "Max"), partialmethod(_arg, "Max")
     min, argmin = partialmethod(_extremum, "Min"), partialmethod(_arg, "Min")
+
+    def maximum(self, other: Any) -> Tensor:
+        return self._binary(ops.Maximum, self, self._operand(other), "maximum")
+
+    def minimum(self, other: Any) -> Tensor:
+        return self._binary(ops.Minimum, self, self._operand(other), "minimum")
 
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
         """(values, indices) of the k largest (smallest) along `dim`, in order; ties: lower index first."""
