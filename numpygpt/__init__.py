@@ -12,7 +12,7 @@ functional.py and nn.py build the layers the seed's GPT-2 in model.py uses.
 The README's architecture table lists every module.
 """
 
-from . import functional, functions, nn, ops, utils
+from . import cuda, functional, functions, nn, ops, optim, utils
 from ._checks import ShapeError, device
 from ._printing import Size, get_printoptions, printoptions, set_printoptions
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
@@ -38,6 +38,7 @@ from .functions import (  # the torch namespace's functions and constants (these
     abs,
     argmax,
     argmin,
+    bincount,
     bool,
     cat,
     clamp,
@@ -94,12 +95,12 @@ from .tensor import Tensor, get_default_dtype, matmul, set_default_dtype
 __version__ = "0.2.0"
 
 __all__ = [
-    "Context", "Function", "Generator", "GradcheckError", "ShapeError", "Size", "Tensor", "abs", "arange", "argmax",
+    "Context", "Function", "Generator", "GradcheckError", "ShapeError", "Size", "Tensor", "abs", "arange", "argmax", "bincount", "cuda",
     "argmin", "bool", "cat", "clamp", "clip", "default_generator", "device", "double", "empty", "empty_like", "enable_grad",
     "exp", "eye", "float", "float32", "float64", "full", "full_like", "functional", "functions",
     "get_default_dtype", "get_printoptions", "get_rng_state", "gradcheck", "inf", "inference_mode", "initial_seed", "isfinite", "isinf", "isnan", "int32", "int64",
     "is_grad_enabled", "linspace", "log", "log_softmax", "long", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum",
-    "multinomial", "nan", "nn", "no_grad", "ones", "ones_like", "ops", "pi", "pow", "printoptions", "rand", "randint", "randn",
+    "multinomial", "nan", "nn", "no_grad", "optim", "ones", "ones_like", "ops", "pi", "pow", "printoptions", "rand", "randint", "randn",
     "randperm", "set_default_dtype", "set_grad_enabled", "set_printoptions", "set_rng_state", "sigmoid", "softmax", "sqrt", "stack",
     "std", "sum", "tanh", "tensor", "topk", "tril", "triu", "unbroadcast", "utils", "var", "where", "zeros",
     "zeros_like",

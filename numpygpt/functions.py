@@ -119,6 +119,15 @@ def minimum(input: Any, other: Any) -> Tensor:
     return _t(input).minimum(other)
 
 
+def bincount(input: Any, weights: Any = None, minlength: int = 0) -> Tensor:
+    """How often each value 0, 1, ... occurs in a 1-D int tensor (summing `weights` if given)."""
+    x = _t(input)
+    if x.ndim != 1 or x.dtype.kind not in "iu" or (x.data.size and x.data.min() < 0):
+        raise RuntimeError(f"bincount: expects a 1-D tensor of non-negative ints, got shape {x.shape} dtype {x.dtype}")
+    w = None if weights is None else _t(weights).data
+    return Tensor._wrap(np.bincount(x.data, w, _checks.integer(minlength, "bincount: minlength", minimum=0)))
+
+
 def isnan(input: Any) -> Tensor:
     return Tensor._wrap(np.isnan(_t(input).data))
 

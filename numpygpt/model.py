@@ -132,7 +132,7 @@ class MultiHeadAttention(nn.Module):
 
         attn_scores = queries @ keys.transpose(2, 3)                      # (B, nh, T, S + T)
         # row i is the token at position S + i: it may see keys 0 .. S + i
-        mask_bool = self.mask[start:start + num_tokens, :start + num_tokens].astype(bool)  # (T, S + T)
+        mask_bool = self.mask.data[start:start + num_tokens, :start + num_tokens].astype(bool)  # (T, S + T)
         attn_scores = attn_scores.masked_fill(mask_bool, -np.inf)         # (B, nh, T, S + T)
         attn_weights = F.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)  # (B, nh, T, S + T) rows sum to 1
         attn_weights = self.dropout(attn_weights)

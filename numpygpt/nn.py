@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from . import _checks, functional, init
+from . import _arguments, _checks, functional, init
 from .tensor import Tensor, get_default_dtype
 
 F = functional
@@ -43,6 +43,11 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+def _buffer(value: Any) -> Tensor | None:
+    """A buffer is a Tensor outside the graph, as PyTorch's; arrays and numbers are wrapped."""
+    return value if value is None or isinstance(value, Tensor) else Tensor._wrap(np.asarray(value))
 
 
 class Module:
@@ -70,7 +75,7 @@ class Module:
         elif isinstance(value, Module):
             self._modules[name] = value
         elif name in self._buffers:
-            self._buffers[name] = None if value is None else np.asarray(value)
+            self._buffers[name] = _buffer(value)
         else:
             object.__setattr__(self, name, value)
 
@@ -90,12 +95,12 @@ class Module:
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, array: Any, persistent: bool = True) -> None:
-        """Keep an array that is not trained (a mask, running statistics). Persistent
+        """Keep a tensor that is not trained (a mask, running statistics). Persistent
         buffers are part of `state_dict()`; `to(dtype)` converts floating ones."""
         if "." in name or not name:
             raise KeyError(f"buffer name must be non-empty and contain no '.', got {name!r}")
         self.__dict__.pop(name, None)  # a plain attribute of that name would hide it
-        self._buffers[name] = None if array is None else np.asarray(array)
+        self._buffers[name] = _buffer(array)
         if persistent:
             self._non_persistent.discard(name)
         else:
@@ -179,13 +184,13 @@ class Module:
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         return (p for _, p in self.named_parameters(recurse=recurse))
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         for mod_name, m in self.named_modules(prefix=prefix):
             for name, b in m._buffers.items():
                 if b is not None:
                     yield (f"{mod_name}.{name}" if mod_name else name), b
 
-    def buffers(self) -> Iterator[np.ndarray]:
+    def buffers(self) -> Iterator[Tensor]:
         return (b for _, b in self.named_buffers())
 
     # -- modes and gradients ---------------------------------------------------------------
@@ -212,9 +217,12 @@ class Module:
             p.requires_grad = requires_grad
         return self
 
-    def to(self, dtype: Any) -> Module:
-        """Cast every floating parameter, gradient and buffer to `dtype` (in place; returns self)."""
-        dtype = np.dtype(dtype)
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Module:
+        """Cast every floating parameter, gradient and buffer to a dtype (in place; returns self).
+        As PyTorch's: `to(np.float64)`, `to("cpu")`, `to(device, dtype)`; the device must be the CPU."""
+        dtype = _arguments.to_dtype(args, dtype, device)
+        if dtype is None:
+            return self
         if dtype.kind != "f":
             raise TypeError(f"Module.to: expected a floating dtype, got {dtype}")
         for m in self.modules():
@@ -225,7 +233,7 @@ class Module:
                         p.grad = Tensor._wrap(p.grad.data.astype(dtype))
             for name, b in m._buffers.items():
                 if b is not None and b.dtype.kind == "f":
-                    m._buffers[name] = b.astype(dtype)
+                    m._buffers[name] = Tensor._wrap(b.data.astype(dtype))
         return self
 
     def float(self) -> Module:
@@ -245,7 +253,7 @@ class Module:
         out: OrderedDict[str, np.ndarray] = OrderedDict()
         for key, (m, table, name) in self._state_slots().items():
             value = getattr(m, table)[name]
-            out[key] = value.data if table == "_parameters" else value
+            out[key] = value.data
         return out
 
     def _state_slots(self) -> dict[str, tuple[Module, str, str]]:
@@ -310,7 +318,7 @@ class Module:
                 p = m._parameters[name]
                 p.data = value.astype(p.dtype, copy=True)
             else:
-                m._buffers[name] = value.astype(m._buffers[name].dtype, copy=True)
+                m._buffers[name] = Tensor._wrap(value.astype(m._buffers[name].dtype, copy=True))
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing ---------------------------------------------------------------------------

@@ -308,6 +308,8 @@ class Tensor:
 
     # comparisons give bool tensors outside the graph
     def _compare(self, other: Any, fn: Any) -> Tensor:
+        if other is None:  # `idx_next == eos_id` with no eos_id: False, as PyTorch
+            return NotImplemented
         return Tensor._wrap(fn(self.data, self._operand(other).data))
 
     __eq__ = partialmethod(_compare, fn=np.equal)  # type: ignore[assignment]

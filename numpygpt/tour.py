@@ -208,7 +208,7 @@ def show_attention() -> None:
     with no_grad():
         q = mha.W_query(x).view(1, 4, 2, 2).transpose(1, 2)
         k = mha.W_key(x).view(1, 4, 2, 2).transpose(1, 2)
-        scores = (q @ k.transpose(2, 3)).masked_fill(mha.mask.astype(bool), -np.inf)
+        scores = (q @ k.transpose(2, 3)).masked_fill(mha.mask.bool(), -np.inf)
         weights = F.softmax(scores / 2 ** 0.5, dim=-1)
         out = mha(x)
     print("MultiHeadAttention(d_in=6, d_out=4, num_heads=2) on 4 tokens; head 0's attention weights:")

@@ -278,7 +278,7 @@ def attention_weights(mha: MultiHeadAttention, x: numpygpt.Tensor) -> numpygpt.T
     nh, hs = mha.num_heads, mha.head_dim
     q = mha.W_query(x).view(b, T, nh, hs).transpose(1, 2)            # (B, nh, T, hs)
     k = mha.W_key(x).view(b, T, nh, hs).transpose(1, 2)              # (B, nh, T, hs)
-    scores = (q @ k.transpose(2, 3)).masked_fill(mha.mask[:T, :T].astype(bool), -np.inf)
+    scores = (q @ k.transpose(2, 3)).masked_fill(mha.mask[:T, :T].bool(), -np.inf)
     return F.softmax(scores / hs ** 0.5, dim=-1)                     # (B, nh, T, T)
 
 

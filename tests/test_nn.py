@@ -117,7 +117,7 @@ def test_attribute_assignment_registers_parameters_children_and_buffers() -> Non
     assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in b.parameters())
     assert b.label == "a plain attribute"
     assert "label" not in dict(b.named_parameters()) and "label" not in b.state_dict()
-    assert isinstance(b.running, np.ndarray) and b.steps.dtype == np.int64
+    assert isinstance(b.running, numpygpt.Tensor) and b.steps.dtype == np.int64  # buffers are Tensors, as PyTorch's
 
 
 def test_named_parameters_and_modules_of_a_tree() -> None:
