@@ -264,3 +264,15 @@ def test_setitem_gradients_by_finite_differences(x: np.ndarray) -> None:
         return y * a
 
     assert gradcheck(f, (leaf(x), leaf(v)))
+
+
+@pytest.mark.parametrize("name", sorted(set(INPLACE) - {"masked_fill_"}))
+def test_inplace_op_gradients_by_finite_differences(name: str) -> None:
+    """The in-place path itself (copy of the old values, the op, the write-back) in float64."""
+
+    def f(x: numpygpt.Tensor, other: numpygpt.Tensor) -> numpygpt.Tensor:
+        y = x * 1.5
+        INPLACE[name](numpygpt, y, other)
+        return y * x
+
+    assert gradcheck(f, (leaf(X), leaf(W)))
