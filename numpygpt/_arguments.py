@@ -130,3 +130,14 @@ def as_array(data: Any, dtype: Any, default_dtype: np.dtype) -> np.ndarray:
 def sizes(size: tuple[Any, ...]) -> tuple[int, ...]:
     """Sizes given either as separate arguments, `f(2, 3)`, or as one sequence, `f((2, 3))`."""
     return tuple(size[0]) if len(size) == 1 and not isinstance(size[0], (int, np.integer)) else tuple(size)
+
+
+def promote(a: Any, b: Any) -> tuple[Any, Any]:
+    """PyTorch's type promotion for two operands of different dtypes: an integer (or bool) one
+    takes the other's float dtype, and a 0-d float one the float dtype of the other."""
+    fa, fb = a.dtype.kind == "f", b.dtype.kind == "f"
+    if fa != fb:
+        return (a, b.to(a.dtype)) if fa else (a.to(b.dtype), b)
+    if fa and (a.ndim == 0) != (b.ndim == 0):
+        return (a.to(b.dtype), b) if a.ndim == 0 else (a, b.to(a.dtype))
+    return a, b

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -133,6 +133,7 @@ class Context:
         self.saved_tensors: tuple[Any, ...] = ()
         self.saved_versions: tuple[Any, ...] = ()  # (VersionCounter, count, shape) of each tensor kept
         self.retained_output = None              # the output Tensor, if it asked to keep its .grad
+        self.hooks: Any = None                   # its output's `register_hook` functions (a dict)
         self.graph_retained = False              # set by backward: True when the graph outlives this call,
                                                  # so backward must not reuse saved arrays in place
         self.freed = False
@@ -147,7 +148,7 @@ class Context:
             if name not in keep:
                 delattr(self, name)
         self.parents, self.input_shapes, self.saved_tensors, self.saved_versions = (), (), (), ()
-        self.retained_output = None
+        self.retained_output = self.hooks = None
         self.graph_retained = False
         self.freed = True
 
@@ -209,6 +210,38 @@ def _saved_versions(ctx: Context, tensors: list[Any]) -> tuple[Any, ...]:
     return tuple((t._version, t._version.value, t.shape) for t in tensors if id(t.data) in ids)
 
 
+# ----------------------------------------------------------------------------- hooks
+
+
+class RemovableHandle:
+    """What `register_*_hook` returns: `handle.remove()` unregisters the hook (once is enough)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict, hook: Callable[..., Any]) -> None:
+        self._hooks, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+        hooks[self.id] = hook
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def _run_hooks(hooks: Any, g: np.ndarray) -> np.ndarray:
+    """A tensor's `register_hook` functions on its gradient, in order; each may replace it."""
+    for hook in list(hooks.values()):
+        result = hook(_tensor.Tensor._wrap(g))
+        if result is not None:
+            g = np.asarray(result.data if isinstance(result, _tensor.Tensor) else result, dtype=g.dtype)
+    return g
+
+
 # ----------------------------------------------------------------------------- backward
 
 
@@ -231,6 +264,8 @@ def backward(tensor: Any, grad: Any = None, retain_graph: bool = False) -> None:
             continue
         _check_not_freed(node)
         _check_versions(node)
+        if node.hooks:
+            g = _run_hooks(node.hooks, g)
         _keep_retained_grad(node, g)
         node.graph_retained = retain_graph
         for parent, shape, input_grad in zip(node.parents, node.input_shapes, _input_grads(node, g)):
@@ -292,6 +327,8 @@ def _accumulate_leaf(leaf: Any, g: np.ndarray, handed_out: set[int]) -> None:
     """Add `g` into a leaf's `.grad` (in place, as PyTorch does); the first gradient is kept
     without a copy when it is a fresh array that nothing else holds."""
     g = g.astype(leaf.dtype, copy=False)
+    if leaf._hooks:
+        g = _run_hooks(leaf._hooks, g)
     if leaf.grad is not None:
         leaf.grad.data += g
     elif g.base is None and g.flags.writeable and id(g) not in handed_out:

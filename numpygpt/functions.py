@@ -16,11 +16,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _checks, ops
+from . import _arguments, _checks, ops
 from .autograd import _state, is_grad_enabled
 from .creation import tensor
 from .random import Generator, default_generator
-from .tensor import Tensor, _promote
+from .tensor import Tensor
 
 pi, inf, nan = math.pi, math.inf, math.nan
 float32, float64, int64, long = np.float32, np.float64, np.int64, np.int64
@@ -192,7 +192,7 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else Tensor(input)
     a, b = like._operand(input), like._operand(other)
     if a.dtype != b.dtype:
-        a, b = _promote(a, b)
+        a, b = _arguments.promote(a, b)
     _checks.broadcast("where", cond.shape, a.shape, b.shape)
     return ops.Where.apply(cond, a, b)
 

@@ -90,8 +90,11 @@ class MultiHeadAttention(nn.Module):
     """Causal multi-head self-attention, as the seed writes it.
 
     The `mask` buffer is triu(ones(context_length, context_length), 1): a 1 above
-    the diagonal marks a future token that position i must not see.
+    the diagonal marks a future token that position i must not see. `observer`,
+    None unless a recording is running, is called with the forward's tensors.
     """
+
+    observer = None
 
     def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
                  qkv_bias: bool = False):
@@ -134,11 +137,15 @@ class MultiHeadAttention(nn.Module):
         # row i is the token at position S + i: it may see keys 0 .. S + i
         mask_bool = self.mask.data[start:start + num_tokens, :start + num_tokens].astype(bool)  # (T, S + T)
         attn_scores = attn_scores.masked_fill(mask_bool, -np.inf)         # (B, nh, T, S + T)
-        attn_weights = F.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)  # (B, nh, T, S + T) rows sum to 1
+        attn_scores = attn_scores / keys.shape[-1] ** 0.5                 # scaled by 1/√hs
+        attn_weights = F.softmax(attn_scores, dim=-1)                     # (B, nh, T, S + T) rows sum to 1
         attn_weights = self.dropout(attn_weights)
 
         context_vec = (attn_weights @ values).transpose(1, 2)             # (B, T, nh, hs)
         context_vec = context_vec.contiguous().view(b, num_tokens, self.d_out)  # (B, T, C)
+        if self.observer is not None:  # numpygpt.reference.record reads the seed's variables here
+            self.observer(queries=queries, keys=keys, values=values, attn_scores=attn_scores,
+                          attn_weights=attn_weights, context_vec=context_vec)
         return self.out_proj(context_vec)                                 # (B, T, C)
 
     def extra_repr(self) -> str:

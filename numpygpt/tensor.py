@@ -72,6 +72,7 @@ class Tensor:
     # NumPy defers to our reflected operators: `np.float64(2) * t` calls t.__rmul__.
     __array_ufunc__ = None
     __array_priority__ = 1000
+    _hooks: dict | None = None  # a leaf's `register_hook` functions (a non-leaf's live on its node)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
         self.data: np.ndarray = _arguments.as_array(data.data if isinstance(data, Tensor) else data, dtype, _default_dtype)
@@ -183,6 +184,17 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
+    def register_hook(self, hook: Callable[[Tensor], Any]) -> autograd.RemovableHandle:
+        """`hook(grad)` each time this tensor's gradient is computed in backward; a tensor it returns
+        replaces the gradient. `.remove()` on the returned handle unregisters it, as PyTorch."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad, so no gradient reaches it")
+        if self._ctx is None:
+            self._hooks = self._hooks or {}
+            return autograd.RemovableHandle(self._hooks, hook)
+        self._ctx.hooks = self._ctx.hooks or {}
+        return autograd.RemovableHandle(self._ctx.hooks, hook)
+
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in `.grad` after backward (for study)."""
         if self._ctx is not None:
@@ -239,7 +251,7 @@ class Tensor:
 
     def _binary(self, fn: type, a: Any, b: Any, name: str) -> Tensor:
         if a.dtype != b.dtype:
-            a, b = _promote(a, b)
+            a, b = _arguments.promote(a, b)
         if fn is ops.Div and a.dtype.kind in "biu":  # integer division gives the default float dtype
             a, b = a.to(_default_dtype), b.to(_default_dtype)
         try:
@@ -614,17 +626,6 @@ class Tensor:
         """`x[index] = value`, in place, as PyTorch (value broadcast to the indexed shape)."""
         index, value = _arguments.index_arrays(index), self._operand(value)
         self._inplace("__setitem__", lambda x: ops.IndexPut.apply(x, value.to(x.dtype), index=index), value)
-
-
-def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """PyTorch's type promotion for two operands of different dtypes: an integer (or bool) one
-    takes the other's float dtype, and a 0-d float one the float dtype of the other."""
-    fa, fb = a.dtype.kind == "f", b.dtype.kind == "f"
-    if fa != fb:
-        return (a, b.to(a.dtype)) if fa else (a.to(b.dtype), b)
-    if fa and (a.ndim == 0) != (b.ndim == 0):
-        return (a.to(b.dtype), b) if a.ndim == 0 else (a, b.to(a.dtype))
-    return a, b
 
 
 # ----------------------------------------------------------------------------- functions on tensors
