@@ -112,7 +112,7 @@ def _fsync_directory(directory: str) -> None:
 
 def write_safetensors(path: PathLike, arrays: Mapping[str, np.ndarray], metadata: dict[str, str]) -> None:
     """Atomically write `arrays` and text `metadata` (safetensors stores the raw bytes, so C order)."""
-    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    arrays = {name: np.asarray(a, order="C") for name, a in arrays.items()}  # (ascontiguousarray makes 0-d 1-d)
     atomic_write(path, lambda tmp: safetensors.numpy.save_file(arrays, tmp, metadata=metadata))
 
 

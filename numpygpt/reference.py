@@ -157,7 +157,7 @@ def to_hf_names(recording: OrderedDict[str, np.ndarray]) -> OrderedDict[str, np.
 def save(recording: OrderedDict[str, np.ndarray], path: PathLike, *, config: Any = None,
          names: str = "numpygpt", extra: dict[str, str] | None = None) -> None:
     """Write a recording as a reference bundle (one safetensors file, atomically)."""
-    tensors = OrderedDict((k, np.ascontiguousarray(v)) for k, v in recording.items())
+    tensors = OrderedDict((k, np.asarray(v, order="C")) for k, v in recording.items())
     dtypes = sorted({str(v.dtype) for v in tensors.values() if v.dtype.kind == "f"})
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "order": json.dumps(list(tensors)),
                 "names": names, "dtype": ",".join(dtypes), "config": json.dumps(config or {}),
