@@ -5,6 +5,9 @@
     numpygpt info --config gpt2-small
     numpygpt tour [SECTION]
     numpygpt train [--text FILE]
+    numpygpt reference out.safetensors --config gpt2-small --seed 0 --prompt "Hello, I am"
+    numpygpt compare theirs.safetensors ours.safetensors    (or one bundle against a live run)
+    numpygpt precision --config gpt2-small
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ from typing import Sequence
 
 import numpy as np
 
+from . import reference
 from .checkpoint import load_checkpoint
+from .compare import compare
+from .files import read_json
 from .generate import check_sampling, generate, generate_stream
 from .model import GPT2_PRESETS, GPTModel, count_parameters, get_config
+from .precision import format_table, measure
+from .random import manual_seed
 from .recipe import TRAIN_CONFIGS, run_training
 from .tokenizer import get_encoding
 from .tour import SECTIONS, show_generate
@@ -99,6 +107,129 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 130 if history.interrupted else 0  # 130: stopped by Ctrl-C, as shells report it
 
 
+# ----------------------------------------------------------------------------- cross-checking
+
+
+def _model(args: argparse.Namespace) -> GPTModel:
+    """The model a cross-checking command works on: real weights, a checkpoint, or a seeded config."""
+    if args.weights:
+        model = GPTModel.from_pretrained(args.weights)
+    elif args.checkpoint:
+        model = load_checkpoint(args.checkpoint)["model"]
+    else:
+        manual_seed(args.seed)
+        model = GPTModel(read_json(args.config, "config") if args.config.endswith(".json") else get_config(args.config))
+    model = model.double() if args.dtype == "float64" else model.float()
+    return model.eval()
+
+
+def _ids(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, targets) of shape (1, T): the prompt's tokens and the same shifted by one."""
+    tokens = ([int(t) for t in args.ids.split(",")] if args.ids
+              else get_encoding("gpt2").encode(args.prompt, allowed_special={"<|endoftext|>"}))
+    if len(tokens) < 2:
+        raise ValueError("give at least two tokens (the inputs and, shifted by one, the targets)")
+    ids = np.array(tokens, dtype=np.int64)[None, :]
+    return ids[:, :-1], (None if args.no_backward else ids[:, 1:])
+
+
+def _recording(args: argparse.Namespace, model: GPTModel, ids: np.ndarray, targets: np.ndarray | None) -> dict:
+    rec = reference.record(model, ids, targets, names=args.names)
+    rec["inputs"] = ids
+    if targets is not None:
+        rec["targets"] = targets
+    if args.adamw_steps:
+        from .optim import AdamW
+        from .train import calc_loss_batch
+        optimizer, losses = AdamW(model.parameters(), lr=args.lr, weight_decay=0.1), []
+        model.zero_grad()
+        for _ in range(args.adamw_steps):
+            loss = calc_loss_batch(ids, targets, model)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        rec["adamw.losses"] = np.array(losses, dtype=np.float64)
+    return rec
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    model = _model(args)
+    ids, targets = _ids(args)
+    rec = _recording(args, model, ids, targets)
+    reference.save(rec, args.out, config=model.cfg, names=args.names)
+    print(f"wrote {len(rec)} tensors to {args.out}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    theirs, meta = reference.load(args.bundle)
+    if args.other:
+        ours, _ = reference.load(args.other)
+        model = None
+    else:  # a live numpygpt run on the bundle's own inputs
+        if "inputs" not in theirs:
+            raise ValueError(f"{args.bundle} holds no 'inputs' (token ids); compare it with a second bundle")
+        model = _model(args)
+        ids, targets = theirs["inputs"], theirs.get("targets")
+        ours = reference.record(model, ids, targets, names=meta.get("names", "numpygpt"))
+    result = compare({k: v for k, v in ours.items() if v.dtype.kind == "f"},
+                     {k: v for k, v in theirs.items() if v.dtype.kind == "f"}, args.rtol, args.atol)
+    if model is not None and result.first is not None and meta.get("names", "numpygpt") == "numpygpt":
+        from .bugs import diagnose
+        fresh = _model(args)
+        result.looks_like = [b.description for b in diagnose(fresh, theirs["inputs"], theirs.get("targets"), theirs)]
+    print(result.report(all_rows=args.all))
+    return 0 if result.ok else 1
+
+
+def _cmd_precision(args: argparse.Namespace) -> int:
+    cfg = read_json(args.config, "config") if args.config.endswith(".json") else args.config
+    print(format_table(measure(cfg, seed=args.seed, batch=args.batch, tokens=args.tokens)))
+    return 0
+
+
+def _add_model_source(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--weights", metavar="DIR", help="a Hugging Face GPT-2 directory")
+    src.add_argument("--checkpoint", metavar="FILE", help="a numpygpt training checkpoint")
+    src.add_argument("--config", default="gpt2-small",
+                     help="a randomly initialised GPT of this size, or a config .json file (default gpt2-small)")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the random initialisation (default 0)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+
+
+def _add_crosscheck_commands(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("reference", help="record every tensor of one run into a reference bundle (safetensors)")
+    r.add_argument("out", help="the bundle to write (.safetensors)")
+    _add_model_source(r)
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--prompt", default="Hello, I am a language model", help="the text to run on")
+    src.add_argument("--ids", help="token ids instead, comma separated")
+    r.add_argument("--names", choices=("numpygpt", "hf"), default="numpygpt", help="the naming scheme")
+    r.add_argument("--no-backward", action="store_true", help="forward only (no targets, no gradients)")
+    r.add_argument("--adamw-steps", type=int, default=0, help="also record this many AdamW steps' losses")
+    r.add_argument("--lr", type=float, default=1e-4, help="learning rate of those steps")
+    r.set_defaults(func=_cmd_reference)
+
+    c = sub.add_parser("compare", help="compare two bundles, or a bundle against a live numpygpt run; "
+                                       "names the first tensor that disagrees (exit status 1 if one does)")
+    c.add_argument("bundle", help="a reference bundle (from your implementation)")
+    c.add_argument("other", nargs="?", help="a second bundle (default: run numpygpt live on the bundle's inputs)")
+    _add_model_source(c)
+    c.add_argument("--rtol", type=float, help="relative tolerance (default: measured, see numpygpt precision)")
+    c.add_argument("--atol", type=float, help="absolute tolerance")
+    c.add_argument("--all", action="store_true", help="every row, not only those up to the first divergence")
+    c.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("precision", help="numpygpt's own float32 error per tensor: how close is close enough")
+    p.add_argument("--config", default="gpt2-small", help="the model size, or a config .json file (default gpt2-small)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--tokens", type=int, default=16)
+    p.set_defaults(func=_cmd_precision)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="numpygpt", description="GPT-2 from scratch on NumPy.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps in all (with a checkpoint)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_train)
+    _add_crosscheck_commands(sub)
     return parser
 
 
