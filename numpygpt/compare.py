@@ -123,6 +123,8 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:
 
 def _row(name: str, a: np.ndarray, b: np.ndarray, rtol: float, atol: float, floor: float = 0.0) -> Row:
     a, b = np.asarray(a), np.asarray(b)
+    if a.size == b.size == 1:  # a scalar saved as 0-d or as shape (1,): the same number
+        a, b = a.reshape(()), b.reshape(())
     if a.shape != b.shape:
         return Row(name, a.shape, np.inf, np.inf, None, False, f"shape {list(a.shape)} against {list(b.shape)}")
     a64, b64 = a.astype(np.float64), b.astype(np.float64)

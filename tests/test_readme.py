@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -30,3 +35,30 @@ def test_first_taste_runs() -> None:
     program = re.search(r"```python\n(.*?)```", _section("A first taste of the engine"), re.S).group(1)
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile(program, "README: A first taste", "exec"), {})
+
+
+def test_cross_checking_snippet_writes_a_bundle_compare_accepts(tmp_path: Path, monkeypatch: Any) -> None:
+    """The README's PyTorch snippet, on the seed's model in PyTorch with numpygpt's weights: no divergence."""
+    torch = pytest.importorskip("torch")
+    from torch_gpt import GPTModel as TorchGPT
+
+    import numpygpt
+    from numpygpt.cli import main
+    from numpygpt.model import GPTModel
+
+    cfg = {"vocab_size": 50257, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
+           "drop_rate": 0.0, "qkv_bias": True}
+    (tmp_path / "tiny.json").write_text(json.dumps(cfg))
+    numpygpt.manual_seed(5)
+    ours = GPTModel(cfg)
+    model = TorchGPT(cfg).eval()
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in ours.state_dict().items()})
+    section = _section("Cross-checking your implementation")
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "README: Cross-checking", "exec"), {"model": model})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["compare", "theirs.safetensors", "--config", "tiny.json", "--seed", "5"])
+    assert status == 0, out.getvalue()[-2000:]
+    assert "no divergence" in out.getvalue()
