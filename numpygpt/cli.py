@@ -8,6 +8,7 @@
     numpygpt reference out.safetensors --config gpt2-small --seed 0 --prompt "Hello, I am"
     numpygpt compare theirs.safetensors ours.safetensors    (or one bundle against a live run)
     numpygpt precision --config gpt2-small
+    numpygpt llmc write gpt2_124M.bin --weights DIR --debug-state gpt2_124M_debug_state.bin --batch 4
 """
 
 from __future__ import annotations
@@ -189,6 +190,32 @@ def _cmd_precision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_llmc(args: argparse.Namespace) -> int:
+    from . import llmc
+    if args.action == "write":
+        model = _model(args)
+        llmc.write_model(model, args.file, dtype=args.llmc_dtype)
+        print(f"wrote {args.file}: {llmc.read_model_header(args.file)}")
+        if args.debug_state:
+            if args.batch:
+                rng = np.random.default_rng(args.seed)
+                ids = rng.integers(0, model.cfg["vocab_size"], (args.batch, args.tokens + 1))
+                idx, targets = ids[:, :-1], ids[:, 1:]
+            else:
+                args.no_backward = False
+                idx, targets = _ids(args)
+            state = llmc.write_debug_state(model, idx, targets, args.debug_state)
+            print(f"wrote {args.debug_state}: B={idx.shape[0]}, T={idx.shape[1]}, loss {float(state['loss']):.6f}")
+        return 0
+    model = llmc.load_model(args.file)
+    print(f"{args.file}: {llmc.read_model_header(args.file)}")
+    if args.out:
+        from .hf import write_directory
+        write_directory(args.out, model.cfg, model.state_dict())
+        print(f"wrote a Hugging Face GPT-2 directory to {args.out} (numpygpt generate --weights {args.out})")
+    return 0
+
+
 def _add_model_source(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", metavar="DIR", help="a Hugging Face GPT-2 directory")
@@ -228,6 +255,21 @@ def _add_crosscheck_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--tokens", type=int, default=16)
     p.set_defaults(func=_cmd_precision)
+
+    m = sub.add_parser("llmc", help="llm.c's files: write a GPT as gpt2_124M.bin (and a debug state), or read one")
+    m.add_argument("action", choices=("write", "read"))
+    m.add_argument("file", help="the llm.c model file (gpt2_124M.bin layout)")
+    _add_model_source(m)
+    m.add_argument("--llmc-dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="write version 3 (float32, default) or 5 (bfloat16)")
+    m.add_argument("--debug-state", metavar="FILE", help="with write: also a debug state (gpt2_124M_debug_state.bin)")
+    src = m.add_mutually_exclusive_group()
+    src.add_argument("--prompt", default="Hello, I am a language model", help="the debug state's text")
+    src.add_argument("--ids", help="token ids instead, comma separated")
+    m.add_argument("--batch", type=int, help="random token ids: B sequences (llm.c's test_gpt2 reads B=4) ...")
+    m.add_argument("--tokens", type=int, default=64, help="... of T tokens each (default 64)")
+    m.add_argument("--out", metavar="DIR", help="with read: write the model as a Hugging Face directory")
+    m.set_defaults(func=_cmd_llmc, no_backward=False)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -121,3 +121,22 @@ def test_reference_and_compare_commands(tmp_path: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
     assert main(["compare", str(bundle), str(other)]) == 0
     assert "no divergence" in capsys.readouterr().out
+
+
+def test_llmc_commands_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from numpygpt import llmc
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(dict(CFG, tie_embeddings=True)))
+    model_file, state_file, out = tmp_path / "m.bin", tmp_path / "d.bin", tmp_path / "hf"
+    assert main(["llmc", "write", str(model_file), "--config", str(config), "--seed", "7",
+                 "--debug-state", str(state_file), "--batch", "2", "--tokens", "5"]) == 0
+    assert "B=2, T=5" in capsys.readouterr().out
+    assert main(["llmc", "read", str(model_file), "--out", str(out)]) == 0
+    numpygpt.manual_seed(7)
+    original = GPTModel(dict(CFG, tie_embeddings=True))
+    back = GPTModel.from_pretrained(out)
+    for key, value in original.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)
+    state = llmc.read_debug_state(state_file, model_file)
+    assert state["logits"].shape == (2, 5, CFG["vocab_size"])
