@@ -244,6 +244,10 @@ def _run_hooks(hooks: Any, g: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- backward
 
+# Functions called at each step of a backward walk as `observer(node, grad_output, grads_passed_on)`:
+# the node, dL/d(its output), and the gradient it sends to each input (None where none goes).
+backward_observers: list[Callable[[Context, np.ndarray, list[Any]], None]] = []
+
 
 def backward(tensor: Any, grad: Any = None, retain_graph: bool = False) -> None:
     """Accumulate d(tensor)/d(leaf) into every leaf's `.grad` (see `Tensor.backward`)."""
@@ -268,9 +272,12 @@ def backward(tensor: Any, grad: Any = None, retain_graph: bool = False) -> None:
             g = _run_hooks(node.hooks, g)
         _keep_retained_grad(node, g)
         node.graph_retained = retain_graph
-        for parent, shape, input_grad in zip(node.parents, node.input_shapes, _input_grads(node, g)):
-            if parent is not None and input_grad is not None:
-                input_grad = unbroadcast(input_grad, shape)  # the chain rule's sum over broadcast copies
+        passed = [None if parent is None or input_grad is None else unbroadcast(input_grad, shape)
+                  for parent, shape, input_grad in zip(node.parents, node.input_shapes, _input_grads(node, g))]
+        for watch in list(backward_observers):  # trace_backward and friends: see each step as it happens
+            watch(node, g, passed)
+        for parent, input_grad in zip(node.parents, passed):
+            if input_grad is not None:  # the chain rule's sum over a tensor's uses (unbroadcast above: over copies)
                 key = id(parent)
                 grads[key] = grads[key] + input_grad if key in grads else input_grad
         if not retain_graph:
