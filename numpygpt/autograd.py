@@ -69,6 +69,18 @@ class _GradMode(contextlib.ContextDecorator):
         _state.grad_enabled = self._prev
 
 
+@contextlib.contextmanager
+def scope(name: str | None):
+    """Nodes recorded inside `with scope("trf_blocks.0.att"):` remember that name as `ctx.scope`
+    (graph.py draws each scope as a cluster; `graph.module_scopes(model)` opens one per module)."""
+    previous = getattr(_state, "scope", None)
+    _state.scope = name
+    try:
+        yield
+    finally:
+        _state.scope = previous
+
+
 class no_grad(_GradMode):
     """Context manager and decorator: ops inside record no graph (inference, optimiser steps)."""
 
@@ -130,6 +142,9 @@ class Context:
         self.needs_input_grad = needs_input_grad
         self.parents: tuple[Any, ...] = ()       # Context, leaf Tensor or None, one per positional input
         self.input_shapes: tuple[Any, ...] = ()  # each input's shape, for unbroadcast
+        self.output_shape: tuple[int, ...] = ()  # and the output's shape and dtype, for drawing the graph
+        self.output_dtype: Any = None
+        self.scope: str | None = None            # the module path whose forward made it (see `scope`)
         self.saved_tensors: tuple[Any, ...] = ()
         self.saved_versions: tuple[Any, ...] = ()  # (VersionCounter, count, shape) of each tensor kept
         self.retained_output = None              # the output Tensor, if it asked to keep its .grad
@@ -180,6 +195,8 @@ class Function:
         if record:
             ctx.parents = tuple((a._ctx or a) if n else None for a, n in zip(args, needs))
             ctx.input_shapes = tuple(a.shape if n else None for a, n in zip(args, needs))
+            ctx.output_shape, ctx.output_dtype = out.data.shape, out.data.dtype
+            ctx.scope = getattr(_state, "scope", None)
             ctx.saved_versions = _saved_versions(ctx, [a for a in args if isinstance(a, Tensor)] + [out])
             out._ctx = ctx
         return out
