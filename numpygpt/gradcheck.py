@@ -83,8 +83,12 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any], eps: fl
         if np.any(err > 0) or not np.all(np.isfinite(a)):
             j = int(np.argmax(np.where(np.isfinite(a), err, np.inf)))
             where = np.unravel_index(j, xs[i].shape) if xs[i].ndim else ()
+            diff = abs(float(a[j]) - float(numeric[j]))
+            rel = diff / max(abs(float(numeric[j])), 1e-300)
+            bad = int(np.sum(~(err <= 0)))
             raise GradcheckError(
-                f"gradcheck: input {i} (shape {xs[i].shape}), element {tuple(int(k) for k in where)}: "
-                f"analytic {float(a[j]):.6g} vs numeric {float(numeric[j]):.6g} (|diff| {abs(a[j] - numeric[j]):.3g}, "
-                f"allowed {atol + rtol * abs(numeric[j]):.3g})")
+                f"gradcheck: input {i} (shape {tuple(xs[i].shape)}), worst element {tuple(int(k) for k in where)}: "
+                f"analytic {float(a[j]):.6g} vs numeric {float(numeric[j]):.6g}, relative error {rel:.3g} "
+                f"(|diff| {diff:.3g}, allowed {atol + rtol * abs(numeric[j]):.3g}); "
+                f"{bad} of {a.size} elements of this input are off")
     return True

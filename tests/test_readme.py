@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+README_DIR = Path(__file__).resolve().parent.parent
+README = (README_DIR / "README.md").read_text(encoding="utf-8")
 
 
 def _section(title: str) -> str:
@@ -62,3 +63,19 @@ def test_cross_checking_snippet_writes_a_bundle_compare_accepts(tmp_path: Path, 
         status = main(["compare", "theirs.safetensors", "--config", "tiny.json", "--seed", "5"])
     assert status == 0, out.getvalue()[-2000:]
     assert "no divergence" in out.getvalue()
+
+
+def test_write_the_backward_exercise_runs_and_prints_its_failure() -> None:
+    """docs/write_the_backward.md: the pattern, the LayerNorm solution passing gradcheck, the wrong one failing."""
+    text = (README_DIR / "docs" / "write_the_backward.md").read_text(encoding="utf-8")
+    namespace: dict[str, Any] = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for block in re.findall(r"```python\n(.*?)```", text, re.S):
+            exec(compile(block, "docs/write_the_backward.md", "exec"), namespace)
+    printed = out.getvalue().splitlines()
+    assert printed[0] == "tensor([ 2., -4.,  6.], dtype=torch.float64)"
+    failure = printed[-1]
+    assert failure in text  # the doc shows exactly what gradcheck says
+    for part in ("input 0", "worst element", "analytic", "numeric", "relative error"):
+        assert part in failure
