@@ -135,20 +135,25 @@ def corrupt_file_error(path: PathLike, why: str) -> ValueError:
     return ValueError(f"{os.fspath(path)} is truncated or corrupt: {why}")
 
 
-def _check_file(path: PathLike, what: str) -> str:
+def check_regular_file(path: PathLike, what: str) -> str:
+    """`path` as a string if it is a regular file; otherwise a clear error. A FIFO, a device or a
+    socket is refused before it is opened, since reading one can block forever."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
-    if os.path.isdir(path):
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    if stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{what} {path} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise ValueError(f"{what} {path} is {kind}, not a regular file; numpygpt reads only regular files")
     return path
 
 
 def read_json(path: PathLike, what: str) -> Any:
     """The contents of a JSON file; FileNotFoundError naming `what`, ValueError for text that is not JSON."""
-    path = Path(os.fspath(path))
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+    path = Path(check_regular_file(path, what))
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -177,7 +182,7 @@ def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str]
     (truncated, garbage, a broken header) is ValueError naming the path.
     The arrays are writable copies (nothing stays mapped). bfloat16 becomes float32.
     """
-    path = _check_file(path, what)
+    path = check_regular_file(path, what)
     arrays: OrderedDict[str, np.ndarray] = OrderedDict()
     try:
         with safe_open(path, framework="np") as f:

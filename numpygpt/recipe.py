@@ -33,7 +33,7 @@ from typing import Any
 from . import _checks
 from .checkpoint import load_checkpoint
 from .data import create_dataloader, train_val_split
-from .files import write_json
+from .files import check_regular_file, write_json
 from .lr_scheduler import CosineWithWarmup
 from .model import GPT2_PRESETS, PRESET_ALIASES, GPTModel, get_config, validate_config
 from .optim import AdamW, param_groups_for_weight_decay
@@ -197,6 +197,7 @@ def _read_text(path: str | os.PathLike | None) -> str:
         raise FileNotFoundError(f"no such text file: {p}")
     if p.is_dir():
         raise ValueError(f"{p} is a directory; give a UTF-8 text file")
+    check_regular_file(p, "text file")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
