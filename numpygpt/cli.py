@@ -179,7 +179,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if model is not None and result.first is not None and meta.get("names", "numpygpt") == "numpygpt":
         from .bugs import diagnose
         fresh = _model(args)
-        result.looks_like = [b.description for b in diagnose(fresh, theirs["inputs"], theirs.get("targets"), theirs)]
+        matches = diagnose(fresh, theirs["inputs"], theirs.get("targets"), theirs, rtol=args.rtol, atol=args.atol)
+        result.looks_like = [b.description for b in matches]
     print(result.report(all_rows=args.all))
     return 0 if result.ok else 1
 

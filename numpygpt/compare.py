@@ -86,6 +86,7 @@ class Comparison:
         before = self._worst(self.rows[:self.rows.index(first)])
         agree = ("it is the first tensor compared" if first is self.rows[0] else
                  f"everything before it agrees to {before.max_rel:.0e}" if before else
+                 "everything before it is identical" if self.atol < 1e-20 else
                  f"everything before it agrees to within atol {self.atol:g}")
         what = first.note or f"max rel {first.max_rel:.1e}, max abs {first.max_abs:.1e}"
         return f"first divergence: {first.name} ({what}), {agree}"

@@ -69,8 +69,13 @@ class _Recorder:
         return lambda module, args, output: self.add(name, output)
 
     def attention_observer(self, name: str):
+        """The attention's variables, put where the forward made them: the attention dropout's
+        output (recorded by its own hook) comes after attn_weights and before context_vec."""
         def observe(**tensors: Tensor) -> None:
             for var, t in tensors.items():
+                if var == "context_vec":
+                    for key in [k for k in self.tensors if k == f"{name}.dropout" or k.startswith(f"{name}.dropout:")]:
+                        self.tensors.move_to_end(key)
                 self.add(f"{name}.{var}", t)
         return observe
 
@@ -110,7 +115,7 @@ def record(model: Module, idx: Any, targets: Any = None, names: str = "numpygpt"
         for h in handles:
             h.remove()
         for m in observed:
-            m.observer = None
+            m.__dict__.pop("observer", None)  # back to the class's None
     out: OrderedDict[str, np.ndarray] = OrderedDict((k, np.array(t.data)) for k, t in rec.tensors.items())
     if targets is not None:
         for k, t in rec.tensors.items():

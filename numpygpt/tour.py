@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import bugs
 from . import functional as F
 from . import nn
 from .autograd import no_grad
@@ -268,6 +269,26 @@ def show_generate(prompt: str = "Hello, I am", max_new_tokens: int = 6, seed: in
     print(tokenizer.decode(out[0].tolist()))
 
 
+def show_bugs() -> None:
+    """Each mistake of numpygpt.bugs injected into a tiny GPT: the first recorded tensor that
+    diverges from the clean run, and by how much (the bug's fingerprint)."""
+    manual_seed(123)
+    cfg = {"vocab_size": 97, "context_length": 16, "emb_dim": 16, "n_heads": 4, "n_layers": 2,
+           "drop_rate": 0.1, "qkv_bias": True, "tie_embeddings": True}
+    gpt = GPTModel(cfg).double().eval()
+    rng = np.random.default_rng(123)
+    ids, targets = rng.integers(0, cfg["vocab_size"], size=(2, 2, 8))
+    print("Each mistake injected into a tiny GPT (float64, 2 blocks, 16 wide, tied head, dropout 0.1 in eval mode),")
+    print("recorded with numpygpt.reference.record and compared with the clean run:")
+    print(f"{'bug':<22} {'first divergent tensor':<30} {'max rel':>8}  what it is")
+    for bug in bugs.BUGS.values():
+        row = bugs.fingerprint(gpt, bug, ids, targets)
+        err = f"{row.max_rel:.1e}" if np.isfinite(row.max_rel) else "inf"
+        print(f"{bug.name:<22} {row.name:<30} {err:>8}  {bug.description}")
+    print("inf: a score that should be -inf (masked) is a number, or the other way round.")
+    print("numpygpt.bugs.diagnose(model, ids, targets, theirs) names the bugs that fit another recording.")
+
+
 SECTIONS: dict[str, tuple[str, Callable[..., None]]] = {
     "config": ("Configuring the 124M-parameter GPT-2", show_config),
     "tokens": ("Token ids for a batch of two texts", show_tokens),
@@ -280,6 +301,7 @@ SECTIONS: dict[str, tuple[str, Callable[..., None]]] = {
     "block": ("Transformer block", show_block),
     "model": ("The GPT model", show_model),
     "generate": ("Generating text", lambda: show_generate(compare=True)),
+    "bugs": ("Common mistakes and where they first show", show_bugs),
 }
 
 

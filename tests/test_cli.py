@@ -165,6 +165,7 @@ EXPECTED = {
     "block": ["Input shape: torch.Size([2, 4, 768])", "Output shape: torch.Size([2, 4, 768])"],
     "model": [],
     "generate": ["encoded: [15496, 11, 314, 716]", "Output length: 10"],
+    "bugs": ["ln_unbiased", "trf_blocks.0.norm1", "tok_emb.weight.grad"],
 }
 CHECKS = {"layernorm": check_layernorm, "gelu": check_gelu, "shortcut": check_shortcut,
           "attention": check_attention, "model": check_model}

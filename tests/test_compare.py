@@ -140,3 +140,21 @@ def test_llmc_commands_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
         np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)
     state = llmc.read_debug_state(state_file, model_file)
     assert state["logits"].shape == (2, 5, CFG["vocab_size"])
+
+
+def test_compare_names_a_known_mistake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bundle from a run with LayerNorm's unbiased variance, against a live clean run of the same weights."""
+    from numpygpt import bugs
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(CFG))
+    numpygpt.manual_seed(9)
+    model = GPTModel(CFG).eval()
+    with bugs.inject(model, "ln_unbiased"):
+        rec = reference.record(model, IDS, TARGETS)
+    rec["inputs"], rec["targets"] = IDS, TARGETS
+    reference.save(rec, tmp_path / "theirs.safetensors", config=CFG)
+    assert main(["compare", str(tmp_path / "theirs.safetensors"), "--config", str(config), "--seed", "9"]) == 1
+    out = capsys.readouterr().out
+    assert "first divergence: trf_blocks.0.norm1 " in out and "everything before it is identical" in out
+    assert "looks like: LayerNorm with the unbiased (n − 1) variance" in out
