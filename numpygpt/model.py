@@ -203,6 +203,7 @@ class GPTModel(nn.Module):
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__()
         cfg = validate_config(cfg)
+        check_memory(cfg)
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
         self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
@@ -342,6 +343,34 @@ def check_token_ids(in_idx: Any, cfg: Mapping[str, Any], start: int = 0) -> np.n
 
 
 # ----------------------------------------------------------------------------- counting parameters
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(cfg: Mapping[str, Any], dtype: Any = None) -> int:
+    """The bytes a GPTModel of `cfg` needs for its parameters and causal masks; a ValueError naming
+    them when that is more than this machine has available, before anything is allocated."""
+    itemsize = np.dtype(dtype or get_default_dtype()).itemsize
+    T = cfg["context_length"]
+    masks = cfg["n_layers"] * T * T  # one (T, T) mask buffer per block
+    need = (count_parameters(cfg)["total"] + masks) * itemsize
+    available = _available_memory()
+    if available is not None and need > available:
+        raise ValueError(f"GPTModel: this config needs {need:,} bytes ({need / 2**30:.1f} GiB) for its parameters "
+                         f"and causal masks, more than the {available / 2**30:.1f} GiB available "
+                         f"(vocab_size {cfg['vocab_size']}, context_length {T}, emb_dim {cfg['emb_dim']}, "
+                         f"n_layers {cfg['n_layers']})")
+    return need
 
 
 def count_parameters(model_or_cfg: GPTModel | Mapping[str, Any]) -> dict[str, Any]:

@@ -662,3 +662,11 @@ def test_blocks_name_the_config_keys_they_miss():
         TransformerBlock({"emb_dim": 8, "n_heads": 2, "qkv_bias": False})
     with pytest.raises(ValueError, match=r"FeedForward: config is missing key\(s\): emb_dim"):
         FeedForward({})
+
+
+@pytest.mark.parametrize("key, value", [("vocab_size", 10**10), ("context_length", 10**6), ("n_layers", 10**7)])
+def test_a_config_too_large_for_memory_is_refused_before_allocating(key: str, value: int) -> None:
+    cfg = {"vocab_size": 10, "context_length": 8, "emb_dim": 8, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0,
+           "qkv_bias": False, key: value}
+    with pytest.raises(ValueError, match=r"needs [\d,]+ bytes .* GiB available .*" + key):
+        GPTModel(cfg)
