@@ -9,6 +9,8 @@
     numpygpt compare theirs.safetensors ours.safetensors    (or one bundle against a live run)
     numpygpt precision --config gpt2-small
     numpygpt llmc write gpt2_124M.bin --weights DIR --debug-state gpt2_124M_debug_state.bin --batch 4
+    numpygpt gradflow [--out DIR]
+    numpygpt attention --weights DIR "The cat sat on the mat"
 """
 
 from __future__ import annotations
@@ -273,6 +275,38 @@ def _add_crosscheck_commands(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=_cmd_llmc, no_backward=False)
 
 
+# ----------------------------------------------------------------------------- seeing backprop
+
+
+def _cmd_gradflow(args: argparse.Namespace) -> int:
+    from .gradflow import main as gradflow_main
+    return gradflow_main(out=args.out, plot=args.plot)
+
+
+def _cmd_attention(args: argparse.Namespace) -> int:
+    from .attention import main as attention_main
+    return attention_main(args.text, weights=args.weights, checkpoint=args.checkpoint, out=args.out,
+                          layers=args.layers, heads=args.heads)
+
+
+def _add_seeing_commands(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser("gradflow", help="gradient sizes layer by layer, with and without shortcut connections "
+                                        "(the seed's experiment, and a small GPT with and without residuals)")
+    g.add_argument("--out", metavar="DIR", help="write gradflow.png there (needs matplotlib)")
+    g.add_argument("--plot", metavar="FILE", help="write the plot to this PNG instead")
+    g.set_defaults(func=_cmd_gradflow)
+
+    a = sub.add_parser("attention", help="the attention weights of every layer and head for a text, as a heatmap grid")
+    a.add_argument("text", help="the text whose tokens label the axes")
+    src = a.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", metavar="DIR", help="a Hugging Face GPT-2 directory")
+    src.add_argument("--checkpoint", metavar="FILE", help="a numpygpt training checkpoint")
+    a.add_argument("--out", default="attention.png", help="the PNG to write (default attention.png)")
+    a.add_argument("--layers", help="only these layers, comma separated (e.g. 0,5,11)")
+    a.add_argument("--heads", help="only these heads, comma separated")
+    a.set_defaults(func=_cmd_attention)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="numpygpt", description="GPT-2 from scratch on NumPy.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -332,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_train)
     _add_crosscheck_commands(sub)
+    _add_seeing_commands(sub)
     return parser
 
 
