@@ -18,7 +18,6 @@ from typing import Any, Callable
 import numpy as np
 
 from . import bugs
-from . import functional as F
 from . import nn
 from .autograd import no_grad
 from .creation import rand, randn, tensor
@@ -200,23 +199,34 @@ def show_shortcut() -> None:
     print("(float32 gradients: the last digits depend on the machine's float32 arithmetic)")
     print(f"The first layer's gradient is {first[True] / first[False]:.3g} times larger with shortcuts:"
           " without them it fades on the way back through the layers (vanishing gradients).")
+    _see_also("numpygpt gradflow          the same per layer, and a GPT with and without its residuals",
+              "numpygpt graph --example matrix    the graph backward walks, with each gradient's norm",
+              "with numpygpt.trace_backward(): loss.backward()    each backward step, its formula and norms")
+
+
+def _see_also(*lines: str) -> None:
+    print("see also:")
+    for line in lines:
+        print("    " + line)
 
 
 def show_attention() -> None:
     manual_seed(123)
     mha = MultiHeadAttention(d_in=6, d_out=4, context_length=4, dropout=0.0, num_heads=2)
     x = rand(1, 4, 6)
+    seen: dict[str, Tensor] = {}
+    mha.observer = lambda **tensors: seen.update(tensors)  # the forward's own variables, as it makes them
     with no_grad():
-        q = mha.W_query(x).view(1, 4, 2, 2).transpose(1, 2)
-        k = mha.W_key(x).view(1, 4, 2, 2).transpose(1, 2)
-        scores = (q @ k.transpose(2, 3)).masked_fill(mha.mask.bool(), -np.inf)
-        weights = F.softmax(scores / 2 ** 0.5, dim=-1)
         out = mha(x)
+    del mha.observer
+    weights = seen["attn_weights"]
     print("MultiHeadAttention(d_in=6, d_out=4, num_heads=2) on 4 tokens; head 0's attention weights:")
     print(_fmt(weights.data[0, 0]))
     print("zero above the diagonal (no token sees the future); every row sums to 1:",
           _fmt(weights.data[0, 0].sum(-1)))
     print("output shape:", out.shape)
+    _see_also('numpygpt attention --weights DIR "text"    every layer and head of a GPT, as heatmaps',
+              "numpygpt.reference.record(model, ids)        queries, keys, attn_scores, attn_weights by name")
 
 
 def show_block() -> None:
@@ -229,6 +239,8 @@ def show_block() -> None:
     print("TransformerBlock: x + att(norm1(x)), then x + ff(norm2(x))")
     print("Input shape:", x.shape)
     print("Output shape:", output.shape)
+    _see_also("numpygpt graph --example gpt     a small GPT's loss graph, one cluster per module",
+              'with numpygpt.trace_backward(filter="trf_blocks.0"): loss.backward()    one block\'s backward, step by step')
 
 
 def show_model() -> None:
