@@ -17,6 +17,7 @@ cache speeds up everything before that point.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator
 
 import numpy as np
@@ -46,8 +47,10 @@ def _check_counts(model: Any, max_new_tokens: int, context_size: int) -> None:
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """Raise ValueError for sampling options `generate` cannot use."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not isinstance(temperature, (int, float, np.integer, np.floating)) or isinstance(temperature, bool):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
     _checks.integer(top_k, "top_k", allow_none=True)
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
@@ -94,9 +97,12 @@ def _next_token(logits: np.ndarray, temperature: float, top_k: int | None, top_p
                 generator: Generator) -> np.ndarray:
     """Pick one id per row from last-position logits (B, V): greedy when temperature is 0,
     else as the book does, `torch.multinomial(torch.softmax(logits / T, dim=-1), 1)`."""
-    if temperature == 0:
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        scaled = logits / logits.dtype.type(temperature) if temperature else logits
+    if temperature == 0 or not np.all(np.isfinite(scaled[np.isfinite(logits)])):
+        # greedy: temperature 0, or one so small that logits / T overflows (its limit is the argmax)
         return np.argmax(logits, axis=-1)                                     # (B,)
-    logits = _filter_logits(logits / logits.dtype.type(temperature), top_k, top_p)
+    logits = _filter_logits(scaled, top_k, top_p)
     return sample(logits, generator)[:, 0]                                    # (B,)
 
 

@@ -184,3 +184,17 @@ def test_context_size_beyond_the_model_is_refused(model):
         generate(model, PROMPTS, 3, 20)
     with pytest.raises(ValueError, match="context_size 20 exceeds"):
         generate_text_simple(model, PROMPTS, 3, 20)
+
+
+def test_a_temperature_that_underflows_is_greedy_and_nan_is_refused() -> None:
+    numpygpt.manual_seed(0)
+    model = GPTModel({"vocab_size": 97, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
+                      "drop_rate": 0.0, "qkv_bias": False}).eval()
+    ids = np.array([[1, 2, 3]])
+    greedy = generate(model, ids, 5, 16)
+    np.testing.assert_array_equal(generate(model, ids, 5, 16, temperature=1e-310, seed=1), greedy)
+    for bad in (float("nan"), float("inf"), -0.5):
+        with pytest.raises(ValueError, match="temperature must be a finite number"):
+            generate(model, ids, 2, 16, temperature=bad)
+    with pytest.raises(TypeError, match="temperature must be a number, got str"):
+        generate(model, ids, 2, 16, temperature="1")
