@@ -91,20 +91,21 @@ from .random import (
     set_rng_state,
 )
 from .tensor import Tensor, get_default_dtype, matmul, set_default_dtype
+from .trace import trace_backward
 
 __version__ = "0.2.0"
 
 # The instruments, after __version__ (reference bundles record it)
-from . import attention, bugs, compare, gradflow, llmc, precision, reference  # noqa: E402
+from . import attention, bugs, compare, gradflow, graph, llmc, precision, reference  # noqa: E402
 
 __all__ = [
     "Context", "Function", "Generator", "GradcheckError", "ShapeError", "Size", "Tensor", "abs", "arange", "argmax", "attention", "bincount", "bugs", "compare", "cuda",
     "argmin", "bool", "cat", "clamp", "clip", "default_generator", "device", "double", "empty", "empty_like", "enable_grad",
-    "exp", "eye", "float", "float32", "float64", "full", "full_like", "functional", "functions", "gradflow",
+    "exp", "eye", "float", "float32", "float64", "full", "full_like", "functional", "functions", "gradflow", "graph",
     "get_default_dtype", "get_printoptions", "get_rng_state", "gradcheck", "inf", "inference_mode", "initial_seed", "isfinite", "isinf", "isnan", "int32", "int64",
     "is_grad_enabled", "linspace", "llmc", "log", "log_softmax", "long", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum",
     "multinomial", "nan", "nn", "no_grad", "optim", "ones", "ones_like", "ops", "pi", "pow", "precision", "printoptions", "rand", "randint", "randn",
     "randperm", "reference", "set_default_dtype", "set_grad_enabled", "set_printoptions", "set_rng_state", "sigmoid", "softmax", "sqrt", "stack",
-    "std", "sum", "tanh", "tensor", "topk", "tril", "triu", "unbroadcast", "utils", "var", "where", "zeros",
+    "std", "sum", "tanh", "tensor", "topk", "trace_backward", "tril", "triu", "unbroadcast", "utils", "var", "where", "zeros",
     "zeros_like",
 ]

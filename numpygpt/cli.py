@@ -9,6 +9,7 @@
     numpygpt compare theirs.safetensors ours.safetensors    (or one bundle against a live run)
     numpygpt precision --config gpt2-small
     numpygpt llmc write gpt2_124M.bin --weights DIR --debug-state gpt2_124M_debug_state.bin --batch 4
+    numpygpt graph --example gpt --out graph.svg
     numpygpt gradflow [--out DIR]
     numpygpt attention --weights DIR "The cat sat on the mat"
 """
@@ -289,7 +290,25 @@ def _cmd_attention(args: argparse.Namespace) -> int:
                           layers=args.layers, heads=args.heads)
 
 
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from .graph import main as graph_main
+    return graph_main(args.example, args.out, grads=not args.no_grads, values=args.values,
+                      clusters=not args.no_clusters, max_nodes=args.max_nodes)
+
+
 def _add_seeing_commands(sub: argparse._SubParsersAction) -> None:
+    d = sub.add_parser("graph", help="draw the autograd graph of a built-in example, with each gradient's norm "
+                                     "(SVG/PNG with Graphviz, else DOT)")
+    d.add_argument("--example", choices=["scalar", "matrix", "gpt"], default="gpt",
+                   help="a micrograd-style scalar expression, a 2x3 matrix one, or a tiny GPT's loss (default)")
+    d.add_argument("--out", default="graph.svg", help=".svg, .png or .pdf (needs Graphviz's dot), or .dot")
+    d.add_argument("--no-grads", action="store_true", help="draw the graph before backward: no gradient norms")
+    d.add_argument("--values", choices=["none", "small", "all"], default="small",
+                   help="show values and gradients of small tensors (default), of all, or none")
+    d.add_argument("--no-clusters", action="store_true", help="no box per module")
+    d.add_argument("--max-nodes", type=int, default=5000)
+    d.set_defaults(func=_cmd_graph)
+
     g = sub.add_parser("gradflow", help="gradient sizes layer by layer, with and without shortcut connections "
                                         "(the seed's experiment, and a small GPT with and without residuals)")
     g.add_argument("--out", metavar="DIR", help="write gradflow.png there (needs matplotlib)")
