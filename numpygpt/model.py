@@ -86,6 +86,18 @@ class FeedForward(nn.Module):
         return self.layers(x)  # (B, T, C)
 
 
+def causal_mask(context_length: int) -> np.ndarray:
+    """triu(ones(T, T), 1), the seed's mask, as a read-only view that costs O(T) memory, not O(T²).
+
+    Row i is 1 at columns j > i: the window line[T-1-i : 2T-1-i] of line = T zeros then T-1 ones.
+    The windows of `line`, last first, are exactly those rows, so no (T, T) array is ever made
+    (a model with a context of 50,000 would otherwise spend 10 GB per block on its mask).
+    """
+    T = context_length
+    line = np.concatenate([np.zeros(T, dtype=get_default_dtype()), np.ones(max(T - 1, 0), dtype=get_default_dtype())])
+    return np.lib.stride_tricks.sliding_window_view(line, T)[::-1]
+
+
 class MultiHeadAttention(nn.Module):
     """Causal multi-head self-attention, as the seed writes it.
 
@@ -109,7 +121,7 @@ class MultiHeadAttention(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer("mask", np.triu(np.ones((context_length, context_length), dtype=get_default_dtype()), k=1))
+        self.register_buffer("mask", causal_mask(context_length))
 
     def forward(self, x: Tensor, kv_cache: LayerKVCache | None = None) -> Tensor:
         b, num_tokens, d_in = x.shape                                     # (B, T, C)
@@ -358,17 +370,15 @@ def _available_memory() -> int | None:
 
 
 def check_memory(cfg: Mapping[str, Any], dtype: Any = None) -> int:
-    """The bytes a GPTModel of `cfg` needs for its parameters and causal masks; a ValueError naming
+    """The bytes a GPTModel of `cfg` needs for its parameters; a ValueError naming
     them when that is more than this machine has available, before anything is allocated."""
     itemsize = np.dtype(dtype or get_default_dtype()).itemsize
-    T = cfg["context_length"]
-    masks = cfg["n_layers"] * T * T  # one (T, T) mask buffer per block
-    need = (count_parameters(cfg)["total"] + masks) * itemsize
+    need = count_parameters(cfg)["total"] * itemsize  # the causal masks are views of 2T - 1 numbers each
     available = _available_memory()
     if available is not None and need > available:
-        raise ValueError(f"GPTModel: this config needs {need:,} bytes ({need / 2**30:.1f} GiB) for its parameters "
-                         f"and causal masks, more than the {available / 2**30:.1f} GiB available "
-                         f"(vocab_size {cfg['vocab_size']}, context_length {T}, emb_dim {cfg['emb_dim']}, "
+        raise ValueError(f"GPTModel: this config needs {need:,} bytes ({need / 2**30:.1f} GiB) for its parameters, "
+                         f"more than the {available / 2**30:.1f} GiB available "
+                         f"(vocab_size {cfg['vocab_size']}, context_length {cfg['context_length']}, emb_dim {cfg['emb_dim']}, "
                          f"n_layers {cfg['n_layers']})")
     return need
 

@@ -664,9 +664,20 @@ def test_blocks_name_the_config_keys_they_miss():
         FeedForward({})
 
 
-@pytest.mark.parametrize("key, value", [("vocab_size", 10**10), ("context_length", 10**6), ("n_layers", 10**7)])
+@pytest.mark.parametrize("key, value", [("vocab_size", 10**10), ("context_length", 10**10), ("n_layers", 10**7)])
 def test_a_config_too_large_for_memory_is_refused_before_allocating(key: str, value: int) -> None:
     cfg = {"vocab_size": 10, "context_length": 8, "emb_dim": 8, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0,
            "qkv_bias": False, key: value}
     with pytest.raises(ValueError, match=r"needs [\d,]+ bytes .* GiB available .*" + key):
         GPTModel(cfg)
+
+
+def test_the_causal_mask_costs_memory_of_the_context_not_its_square() -> None:
+    cfg = {"vocab_size": 10, "context_length": 50_000, "emb_dim": 1, "n_heads": 1, "n_layers": 1, "drop_rate": 0.0,
+           "qkv_bias": False}
+    mask = GPTModel(cfg).trf_blocks[0].att.mask.data
+    owner = mask
+    while owner.base is not None:  # the array that holds the numbers the view shows
+        owner = owner.base
+    assert mask.shape == (50_000, 50_000) and owner.nbytes < 10**6
+    assert mask[0, 1] == 1 and mask[1, 1] == 0 and mask[49_999, 49_999] == 0 and mask[3, 4:9].all()
