@@ -450,6 +450,18 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
 # ----------------------------------------------------------------------------- attention
 
 
+def causal_mask(context_length: int, dtype: Any = np.float32) -> np.ndarray:
+    """triu(ones(T, T), 1), the seed's mask, as a read-only view that costs O(T) memory, not O(T²).
+
+    Row i is 1 at columns j > i: the window line[T-1-i : 2T-1-i] of line = T zeros then T-1 ones.
+    The windows of `line`, last first, are exactly those rows, so no (T, T) array is ever made
+    (a model with a context of 50,000 would otherwise spend 10 GB per block on its mask).
+    """
+    T = context_length
+    line = np.concatenate([np.zeros(T, dtype=dtype), np.ones(max(T - 1, 0), dtype=dtype)])
+    return np.lib.stride_tricks.sliding_window_view(line, T)[::-1]
+
+
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Any = None,
                                  dropout_p: float = 0.0, is_causal: bool = False,
                                  scale: float | None = None) -> Tensor:

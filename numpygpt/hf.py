@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .config import validate_config
+from .functional import causal_mask
 from .files import PathLike, as_array, read_json, read_safetensors, stored_dtype, write_json, write_safetensors
 
 __all__ = [
@@ -335,7 +336,7 @@ def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> Ordere
     sd: OrderedDict[str, np.ndarray] = OrderedDict()
     for w in rows:
         if w.hf is None:       # the causal mask: a 1 above the diagonal marks a future token
-            sd[w.ours] = np.triu(np.ones(_shape(w, cfg), dtype=mask_dtype), k=1)
+            sd[w.ours] = causal_mask(cfg["context_length"], mask_dtype)
         elif w.hf == "lm_head.weight" and cfg["tie_embeddings"]:
             sd[w.ours] = sd["tok_emb.weight"]  # tied: the same array under both names, as in a tied GPTModel
         else:

@@ -86,18 +86,6 @@ class FeedForward(nn.Module):
         return self.layers(x)  # (B, T, C)
 
 
-def causal_mask(context_length: int) -> np.ndarray:
-    """triu(ones(T, T), 1), the seed's mask, as a read-only view that costs O(T) memory, not O(T²).
-
-    Row i is 1 at columns j > i: the window line[T-1-i : 2T-1-i] of line = T zeros then T-1 ones.
-    The windows of `line`, last first, are exactly those rows, so no (T, T) array is ever made
-    (a model with a context of 50,000 would otherwise spend 10 GB per block on its mask).
-    """
-    T = context_length
-    line = np.concatenate([np.zeros(T, dtype=get_default_dtype()), np.ones(max(T - 1, 0), dtype=get_default_dtype())])
-    return np.lib.stride_tricks.sliding_window_view(line, T)[::-1]
-
-
 class MultiHeadAttention(nn.Module):
     """Causal multi-head self-attention, as the seed writes it.
 
@@ -121,7 +109,7 @@ class MultiHeadAttention(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer("mask", causal_mask(context_length))
+        self.register_buffer("mask", F.causal_mask(context_length, get_default_dtype()))
 
     def forward(self, x: Tensor, kv_cache: LayerKVCache | None = None) -> Tensor:
         b, num_tokens, d_in = x.shape                                     # (B, T, C)

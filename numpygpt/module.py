@@ -352,7 +352,8 @@ class Module:
                 p = m._parameters[name]
                 p.data = value.astype(p.dtype, copy=True)
             else:
-                m._buffers[name] = Tensor._wrap(value.astype(m._buffers[name].dtype, copy=True))
+                # a read-only array (the causal mask's O(T) view) is shared, not copied into a (T, T) one
+                m._buffers[name] = Tensor._wrap(value.astype(m._buffers[name].dtype, copy=value.flags.writeable))
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing ---------------------------------------------------------------------------
