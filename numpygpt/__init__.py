@@ -7,9 +7,13 @@
     x.grad            # dy/dx, a Tensor (x.grad.numpy() is the array)
 
 The engine is autograd.py (Function, unbroadcast, grad mode, backward) under
-tensor.py (Tensor) and ops.py (the primitive ops); creation.py makes new tensors;
-functional.py and nn.py build the layers the seed's GPT-2 in model.py uses.
-The README's architecture table lists every module.
+tensor.py (Tensor), ops.py and reductions.py (the primitive ops); creation.py
+makes new tensors; functional.py, module.py and nn.py build the layers the
+seed's GPT-2 in model.py uses. `import numpygpt as torch` runs the seeds'
+PyTorch code. The instruments: `reference` (record every tensor), `compare`
+(the first divergence), `bugs`, `precision`, `llmc`, `graph`,
+`trace_backward`, `gradflow`, `attention`. The README's architecture table
+lists every module.
 """
 
 from . import cuda, functional, functions, nn, ops, optim, utils
