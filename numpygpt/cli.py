@@ -167,9 +167,10 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    theirs, meta = reference.load(args.bundle)
+    theirs = reference.load(args.bundle)
+    meta = theirs.metadata
     if args.other:
-        ours, _ = reference.load(args.other)
+        ours = reference.load(args.other)
         model = None
     else:  # a live numpygpt run on the bundle's own inputs
         if "inputs" not in theirs:

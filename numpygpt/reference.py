@@ -2,7 +2,7 @@
 
     rec = numpygpt.reference.record(model, idx, targets)   # an OrderedDict name -> float array
     numpygpt.reference.save(rec, "ours.safetensors")        # a reference bundle
-    numpygpt.reference.load("theirs.safetensors")
+    theirs = numpygpt.reference.load("theirs.safetensors")  # the same, with .metadata
 
 A recording holds, in the order the forward pass makes them:
 - the output of every named module under its module path (`tok_emb`,
@@ -42,7 +42,7 @@ from .model import MultiHeadAttention
 from .nn import Module
 from .tensor import Tensor
 
-__all__ = ["FORMAT", "record", "save", "load", "to_hf_names", "ATTENTION_NAMES"]
+__all__ = ["ATTENTION_NAMES", "FORMAT", "Bundle", "load", "record", "save", "to_hf_names"]
 
 FORMAT, FORMAT_VERSION = "numpygpt.reference", "1"
 ATTENTION_NAMES = ("queries", "keys", "values", "attn_scores", "attn_weights", "context_vec")
@@ -170,9 +170,15 @@ def save(recording: OrderedDict[str, np.ndarray], path: PathLike, *, config: Any
     write_safetensors(path, tensors, metadata)
 
 
-def load(path: PathLike) -> tuple[OrderedDict[str, np.ndarray], dict[str, str]]:
-    """A bundle's tensors in forward order, and its metadata. Files written by other code may
-    leave out `order` (the tensors then come in the file's order) and any other metadata."""
+class Bundle(OrderedDict):
+    """A loaded recording: name -> array in forward order, with the file's `metadata` (a dict)."""
+
+    metadata: dict[str, str]
+
+
+def load(path: PathLike) -> Bundle:
+    """A bundle's tensors in forward order (`.metadata` holds its metadata). Files written by other
+    code may leave out `order` (the tensors then come in the file's order) and any other metadata."""
     metadata, tensors = read_safetensors(path, what="reference bundle")
     try:
         order = json.loads(metadata.get("order", "[]"))
@@ -181,4 +187,6 @@ def load(path: PathLike) -> tuple[OrderedDict[str, np.ndarray], dict[str, str]]:
     if not isinstance(order, list):
         raise ValueError(f"{path}: the bundle's 'order' metadata is not a JSON list")
     names = [n for n in order if n in tensors] + [n for n in tensors if n not in set(order)]
-    return OrderedDict((n, tensors[n]) for n in names), dict(metadata)
+    bundle = Bundle((n, tensors[n]) for n in names)
+    bundle.metadata = dict(metadata)
+    return bundle

@@ -82,7 +82,8 @@ def test_a_bundle_written_by_other_code_loads(tmp_path: Path) -> None:
     path = tmp_path / "theirs.safetensors"
     safetensors.numpy.save_file({"logits": np.ones((1, 2, 3), np.float32), "tok_emb": np.zeros((1, 2, 4), np.float32)},
                                 str(path))
-    rec, meta = reference.load(path)
+    rec = reference.load(path)
+    meta = rec.metadata
     assert set(rec) == {"logits", "tok_emb"} and meta == {}
 
 
@@ -103,7 +104,8 @@ def test_reference_and_compare_commands(tmp_path: Path, capsys: pytest.CaptureFi
     config.write_text(json.dumps(CFG))
     bundle = tmp_path / "ours.safetensors"
     assert main(["reference", str(bundle), "--config", str(config), "--seed", "3", "--ids", "15,11,31,71,25,33"]) == 0
-    rec, meta = reference.load(bundle)
+    rec = reference.load(bundle)
+    meta = rec.metadata
     assert meta["format"] == "numpygpt.reference" and json.loads(meta["config"])["emb_dim"] == 16
     assert {"inputs", "targets", "logits", "loss", "tok_emb.weight.grad"} <= set(rec)
     capsys.readouterr()
@@ -117,7 +119,7 @@ def test_reference_and_compare_commands(tmp_path: Path, capsys: pytest.CaptureFi
     other = tmp_path / "float64.safetensors"
     assert main(["reference", str(other), "--config", str(config), "--seed", "3", "--ids", "15,11,31,71,25,33",
                  "--dtype", "float64", "--adamw-steps", "2"]) == 0
-    assert reference.load(other)[0]["adamw.losses"].shape == (2,)
+    assert reference.load(other)["adamw.losses"].shape == (2,)
     capsys.readouterr()
     assert main(["compare", str(bundle), str(other)]) == 0
     assert "no divergence" in capsys.readouterr().out

@@ -181,7 +181,8 @@ def test_record_order_names_and_bundles(tmp_path: Any) -> None:
             "transformer.ln_f", "lm_head", "transformer.h.0.ln_1.weight.grad"} <= set(hf)
     path = tmp_path / "bundle.safetensors"
     reference.save(rec, path, config=CFG)
-    back, meta = reference.load(path)
+    back = reference.load(path)
+    meta = back.metadata
     assert list(back) == names and all(np.array_equal(back[k], rec[k]) for k in names)
     assert meta["format"] == "numpygpt.reference" and meta["numpygpt_version"] == numpygpt.__version__
     assert not any(isinstance(m.observer, object) and m.observer for m in model.modules()
