@@ -92,6 +92,15 @@ class GradFlow:
     sizes: list[int]
     without_grad: list[str] = field(default_factory=list)
 
+    def __iter__(self) -> Iterator[GradRow]:  # `for name, grad_norm, mean_abs in report(model)`
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> GradRow:
+        return self.rows[i]
+
     def layers(self) -> list[GradRow]:
         """One GradRow per layer (see `layer_of`), in the order the layers first appear."""
         squares: dict[str, float] = {}
