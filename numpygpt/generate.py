@@ -106,6 +106,13 @@ def _next_token(logits: np.ndarray, temperature: float, top_k: int | None, top_p
     return sample(logits, generator)[:, 0]                                    # (B,)
 
 
+def _check_eos(eos_id: Any, vocab_size: int | None) -> None:
+    """`eos_id` is None or a token id of the model's vocabulary (a string or 10**20 never matches one)."""
+    _checks.integer(eos_id, "eos_id", minimum=0, allow_none=True)
+    if eos_id is not None and vocab_size is not None and eos_id >= vocab_size:
+        raise ValueError(f"eos_id {eos_id} is not a token id of this model (its vocab_size is {vocab_size})")
+
+
 def sample(logits: np.ndarray, generator: Generator) -> np.ndarray:
     """One id per row (B, 1) drawn from softmax(logits), as `torch.multinomial(torch.softmax(logits, -1), 1)`."""
     probs = np.exp(logits - logits.max(axis=-1, keepdims=True))               # (B, V) softmax
@@ -121,6 +128,7 @@ def generate_stream(model: Any, idx: Any, max_new_tokens: int, context_size: int
     every row has, or after max_new_tokens steps."""
     _check_counts(model, max_new_tokens, context_size)
     check_sampling(temperature, top_k, top_p)
+    _check_eos(eos_id, getattr(model, "cfg", {}).get("vocab_size"))
     ids = _as_ids(idx)
     generator = Generator().manual_seed(seed) if seed is not None else default_generator
     cache_ok = use_cache and hasattr(model, "new_kv_cache")

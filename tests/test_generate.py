@@ -198,3 +198,12 @@ def test_a_temperature_that_underflows_is_greedy_and_nan_is_refused() -> None:
             generate(model, ids, 2, 16, temperature=bad)
     with pytest.raises(TypeError, match="temperature must be a number, got str"):
         generate(model, ids, 2, 16, temperature="1")
+
+
+@pytest.mark.parametrize("eos_id, error", [("a", TypeError), (10**20, ValueError), (-1, ValueError), (1.5, TypeError)])
+def test_eos_id_must_be_a_token_id(eos_id, error) -> None:
+    numpygpt.manual_seed(0)
+    model = GPTModel({"vocab_size": 97, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
+                      "drop_rate": 0.0, "qkv_bias": False}).eval()
+    with pytest.raises(error, match="eos_id"):
+        generate(model, np.array([[1, 2]]), 2, 16, eos_id=eos_id)
