@@ -42,7 +42,7 @@ from .model import GELU, GPTModel, LayerNorm, MultiHeadAttention, TransformerBlo
 from .module import Module
 from .tensor import Tensor
 
-__all__ = ["BUGS", "Bug", "describe", "diagnose", "fingerprint", "forward_order", "get", "inject", "record_with"]
+__all__ = ["BUGS", "Bug", "describe", "diagnose", "fingerprint", "get", "inject", "record_with"]
 
 Undo = Callable[[], None]
 _MISSING = object()
@@ -52,7 +52,7 @@ _MISSING = object()
 class Bug:
     """One mistake of the catalogue: `patch(model)` gives the model the mistake and returns
     the function that takes it away again. `shows_at` is the first tensor it changes, in
-    `forward_order`. `needs` names what the model must have for the mistake to exist at all
+    forward order. `needs` names what the model must have for the mistake to exist at all
     ("tied" embeddings, "dropout" with drop_rate > 0). `match`, for a mistake whose effect is
     random (dropout), tells how well another recording fits it without re-recording."""
 
@@ -444,25 +444,6 @@ def record_with(model: GPTModel, bug: str | Bug | None, idx: Any, targets: Any =
         return reference.record(model, idx, targets)
 
 
-def forward_order(recording: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The recording with each attention's `dropout` output (and its gradient) moved to just after
-    `attn_weights`, where the forward computes it. `reference.record` keeps module outputs in
-    the order the modules finish, and the attention reports its variables at the end of its
-    forward, so the dropout inside it is listed before `queries`; a bug in the scores would
-    then first show in the dropped-out weights rather than in `attn_scores`."""
-    after: dict[str, str] = {}
-    for name in recording:
-        base, suffix = (name[:-5], ".grad") if name.endswith(".grad") else (name, "")
-        weights = f"{base.removesuffix('.dropout')}.attn_weights{suffix}"
-        if base.endswith(".dropout") and weights in recording:
-            after[weights] = name
-    order: list[str] = []
-    for name in recording:
-        if name not in after.values():
-            order += [name, after[name]] if name in after else [name]
-    return {k: recording[k] for k in order}
-
-
 @contextlib.contextmanager
 def _evaluating(model: Module) -> Iterator[None]:
     """Eval mode inside the block (deterministic dropout); each module's mode is restored after."""
@@ -487,9 +468,9 @@ def _grads_kept(model: Module) -> Iterator[None]:
 
 
 def fingerprint(model: GPTModel, bug: str | Bug, idx: Any, targets: Any = None) -> Row | None:
-    """The first tensor (in `forward_order`) where the bug makes the model diverge from the clean one."""
+    """The first tensor (in forward order) where the bug makes the model diverge from the clean one."""
     with _evaluating(model), _grads_kept(model):
-        clean = forward_order(reference.record(model, idx, targets))
+        clean = reference.record(model, idx, targets)
         return compare(clean, record_with(model, bug, idx, targets)).first
 
 
@@ -534,7 +515,7 @@ def diagnose(model: GPTModel, idx: Any, targets: Any, theirs: Mapping[str, np.nd
     fits. The model runs in eval mode; its modes and .grad are left as they were.
     """
     with _evaluating(model), _grads_kept(model):
-        ours = forward_order(reference.record(model, idx, targets))
+        ours = reference.record(model, idx, targets)
         if first is None:
             row = compare(ours, theirs, rtol, atol).first
             if row is None:
