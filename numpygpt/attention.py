@@ -23,8 +23,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .autograd import no_grad
-from .checkpoint import load_checkpoint
-from .model import GPTModel, MultiHeadAttention
+from .checkpoint import load_model
+from .model import MultiHeadAttention
 from .module import Module
 from .tokenizer import get_encoding
 
@@ -143,15 +143,6 @@ def _grid_figure(Figure: type, rows: int, cols: int, tokens: Sequence[str]) -> t
     fig.subplots_adjust(left=label / width, right=1 - bar / width, bottom=label / height,
                         top=1 - top / height, wspace=0.08, hspace=0.08)
     return fig, colour_bar
-
-
-def load_model(weights: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None) -> GPTModel:
-    """A GPT from a Hugging Face GPT-2 directory (`weights`) or a numpygpt training checkpoint."""
-    if (weights is None) == (checkpoint is None):
-        raise ValueError("give either weights (a Hugging Face GPT-2 directory) or checkpoint (a numpygpt checkpoint)")
-    if weights is not None:
-        return GPTModel.from_pretrained(weights)
-    return load_checkpoint(checkpoint, restore_rng=False)["model"]
 
 
 def _strongest(maps: np.ndarray, tokens: Sequence[str], layers: list[int]) -> list[str]:

@@ -38,13 +38,13 @@ from . import _checks
 from . import random as _random
 from .config import validate_config
 from .files import PathLike, as_array, corrupt_file_error, read_safetensors, stored_dtype, write_safetensors
-from .model import build_model
+from .model import GPTModel, build_model
 from .nn import Module
 
 if TYPE_CHECKING:
     from .optim import Optimizer
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_model"]
 
 FORMAT = "numpygpt.checkpoint"
 FORMAT_VERSION = 1
@@ -362,3 +362,14 @@ def load_checkpoint(
         "cfg": cfg,
         "rng_state": rng_state,
     }
+
+
+def load_model(weights: PathLike | None = None, checkpoint: PathLike | None = None,
+               restore_rng: bool = False) -> Module:
+    """A trained GPT from a Hugging Face GPT-2 directory (`weights`) or a numpygpt training checkpoint,
+    as the commands' `--weights DIR` / `--checkpoint FILE` give it (exactly one of the two)."""
+    if (weights is None) == (checkpoint is None):
+        raise ValueError("give either weights (a Hugging Face GPT-2 directory) or checkpoint (a numpygpt checkpoint)")
+    if weights is not None:
+        return GPTModel.from_pretrained(weights)
+    return load_checkpoint(checkpoint, restore_rng=restore_rng)["model"]

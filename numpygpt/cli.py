@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from . import reference
-from .checkpoint import load_checkpoint
+from .checkpoint import load_model
 from .compare import compare
 from .files import read_json
 from .generate import check_sampling, generate, generate_stream
@@ -58,11 +58,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _generate_trained(args: argparse.Namespace, tokenizer, encoded: list[int]) -> int:
     """Stream a continuation from real weights (a Hugging Face directory) or a training checkpoint."""
-    if args.weights:
-        model = GPTModel.from_pretrained(args.weights)
-    else:
-        model = load_checkpoint(args.checkpoint)["model"]
-    model.eval()
+    model = load_model(args.weights, args.checkpoint, restore_rng=True).eval()
     ctx = model.cfg["context_length"]
     eos = tokenizer.eot_token if args.stop_at_eos else None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # tokens may split a character
@@ -116,10 +112,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _model(args: argparse.Namespace) -> GPTModel:
     """The model a cross-checking command works on: real weights, a checkpoint, or a seeded config."""
-    if args.weights:
-        model = GPTModel.from_pretrained(args.weights)
-    elif args.checkpoint:
-        model = load_checkpoint(args.checkpoint)["model"]
+    if args.weights or args.checkpoint:
+        model = load_model(args.weights, args.checkpoint, restore_rng=True)
     else:
         manual_seed(args.seed)
         model = GPTModel(read_json(args.config, "config") if args.config.endswith(".json") else get_config(args.config))
