@@ -16,6 +16,7 @@ is ten times the worst float32-against-float64 error measured for GPT-2 small.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -48,9 +49,7 @@ def _family(name: str) -> str:
 def _models(cfg: Mapping[str, Any], seed: int) -> tuple[GPTModel, GPTModel]:
     manual_seed(seed)
     model64 = GPTModel(dict(cfg, drop_rate=0.0)).double().eval()
-    manual_seed(seed)
-    model32 = GPTModel(dict(cfg, drop_rate=0.0)).float().eval()
-    model32.load_state_dict(model64.state_dict())  # the float64 weights, rounded once to float32
+    model32 = copy.deepcopy(model64).float()  # the float64 weights, rounded once to float32
     return model64, model32
 
 

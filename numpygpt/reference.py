@@ -103,8 +103,7 @@ def record(model: Module, idx: Any, targets: Any = None, names: str = "numpygpt"
             with no_grad():
                 logits = model(idx)
         else:
-            for p in model.parameters():
-                p.grad = None
+            model.zero_grad()
             logits = model(idx)
         rec.add("logits", logits)
         if targets is not None:
