@@ -16,7 +16,9 @@ PyTorch code. The instruments: `reference` (record every tensor), `compare`
 lists every module.
 """
 
-from . import cuda, functional, functions, nn, ops, optim, utils
+# _signals first (it needs only the standard library): in the numpygpt command, a Ctrl-C or
+# SIGTERM while the rest loads is reported in one line (see numpygpt/_signals.py)
+from . import _signals, cuda, functional, functions, nn, ops, optim, utils
 from ._checks import ShapeError, device
 from ._printing import Size, get_printoptions, printoptions, set_printoptions
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast

@@ -76,6 +76,9 @@ def token_ids(ids: Any, vocab_size: int | None = None, what: str = "token ids",
     try:
         arr = np.asarray(data)
     except (ValueError, TypeError, OverflowError) as e:
+        if "inhomogeneous" in str(e):  # NumPy's word for nested lists of unequal lengths
+            raise ValueError(f"{what} must form {shape} of integers, but the rows have different lengths: "
+                             f"{_short(ids)}") from None
         raise ValueError(f"{what} must form {shape} of integers; could not read them: {e}") from None
     if arr.size == 0 and not isinstance(data, np.ndarray):
         arr = arr.astype(np.int64)  # an empty list has no dtype: it is no ids
@@ -92,6 +95,12 @@ def token_ids(ids: Any, vocab_size: int | None = None, what: str = "token ids",
             raise TokenIdError(f"token id {arr[where]} at position {_position(where)} is out of range "
                                f"[0, {vocab_size})" + (f" ({count} ids out of range in all)" if count > 1 else ""))
     return arr.astype(np.int64, copy=False)
+
+
+def _short(value: Any) -> str:
+    """`repr(value)`, cut to about 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _position(index: tuple[int, ...]) -> str:

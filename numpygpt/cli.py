@@ -12,23 +12,41 @@
     numpygpt graph --example gpt --out graph.svg
     numpygpt gradflow [--out DIR]
     numpygpt attention --weights DIR "The cat sat on the mat"
+
+Errors, the same for every command. Anything that goes wrong (a bad option,
+a missing file, a value the library refuses) prints one line on stderr,
+
+    numpygpt generate: error: argument --max-new-tokens: must be a non-negative integer, got '-1'
+
+and exits with status 2 (a closed pipe on stdout, as in `numpygpt tour |
+head`, ends the command quietly with status 141); `--debug` (before or after the command's name) adds
+the traceback, and NumPy's warnings, which are otherwise silenced (the one
+line says what went wrong). Ctrl-C prints `numpygpt <command>: interrupted`
+and exits 130; SIGTERM prints `numpygpt <command>: terminated (SIGTERM)` and
+exits 143 (numpygpt._signals). `numpygpt train` writes its checkpoint on both
+before exiting, and says once where the state is kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
+import os
 import sys
-from typing import Sequence
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import numpy as np
 
-from . import reference
+from . import _signals, reference
 from .checkpoint import load_model
 from .compare import compare
 from .files import read_json
 from .generate import check_sampling, generate, generate_stream
-from .model import GPT2_PRESETS, GPTModel, count_parameters, get_config
+from .model import GPTModel, count_parameters, get_config, validate_config
 from .precision import format_table, measure
 from .random import manual_seed
 from .recipe import TRAIN_CONFIGS, run_training
@@ -45,6 +63,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     check_sampling(args.temperature, args.top_k, args.top_p)  # before anything is printed
     if args.weights or args.checkpoint:
         return _generate_trained(args, tokenizer, encoded)
+    cfg = get_config(args.config)
+    _note_cropped(len(encoded), cfg["context_length"])
+    _status(f"building an untrained {args.config} ({count_parameters(cfg)['total']:,} parameters)...")
 
     # the seed's demo: an untrained GPT, seeded, continuing the prompt
     def run(model: GPTModel, ids: np.ndarray, max_new_tokens: int, context_size: int) -> np.ndarray:
@@ -52,14 +73,27 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                         top_k=args.top_k, top_p=args.top_p, use_cache=not args.no_cache, seed=args.seed)
 
     max_new_tokens = 6 if args.max_new_tokens is None else args.max_new_tokens  # 0 is allowed
-    show_generate(args.prompt, max_new_tokens, args.seed, get_config(args.config), run)
+    show_generate(args.prompt, max_new_tokens, args.seed, cfg, run)
     return 0
+
+
+def _status(message: str) -> None:
+    """A line on stderr about something slow, so stdout stays the command's output."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _note_cropped(n_tokens: int, context_length: int) -> None:
+    """Say on stderr that a prompt longer than the context loses its first tokens (generate keeps the last ones)."""
+    if n_tokens > context_length:
+        _status(f"numpygpt generate: note: the prompt has {n_tokens} tokens, more than the model's context of "
+                f"{context_length}; its first {n_tokens - context_length} are dropped")
 
 
 def _generate_trained(args: argparse.Namespace, tokenizer, encoded: list[int]) -> int:
     """Stream a continuation from real weights (a Hugging Face directory) or a training checkpoint."""
     model = load_model(args.weights, args.checkpoint, restore_rng=True).eval()
     ctx = model.cfg["context_length"]
+    _note_cropped(len(encoded), ctx)
     eos = tokenizer.eot_token if args.stop_at_eos else None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # tokens may split a character
     sys.stdout.write(args.prompt)
@@ -104,7 +138,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     history = run_training(text_path=args.text, preset=args.config, out_dir=args.out, resume=args.resume,
                            progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
                            max_steps=args.max_steps, overwrite=args.overwrite, **overrides)
-    return 130 if history.interrupted else 0  # 130: stopped by Ctrl-C, as shells report it
+    if not history.interrupted:
+        return 0
+    # stopped by Ctrl-C or SIGTERM, the checkpoint written and reported by train_model
+    return _signals.EXIT_TERMINATED if history.terminated else _signals.EXIT_INTERRUPTED
 
 
 # ----------------------------------------------------------------------------- cross-checking
@@ -115,8 +152,11 @@ def _model(args: argparse.Namespace) -> GPTModel:
     if args.weights or args.checkpoint:
         model = load_model(args.weights, args.checkpoint, restore_rng=True)
     else:
+        cfg = validate_config(read_json(args.config, "config")) if args.config.endswith(".json") \
+            else get_config(args.config)
+        _status(f"building {args.config} ({count_parameters(cfg)['total']:,} parameters)...")
         manual_seed(args.seed)
-        model = GPTModel(read_json(args.config, "config") if args.config.endswith(".json") else get_config(args.config))
+        model = GPTModel(cfg)
     model = model.double() if args.dtype == "float64" else model.float()
     return model.eval()
 
@@ -321,29 +361,76 @@ def _add_seeing_commands(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=_cmd_attention)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="numpygpt", description="GPT-2 from scratch on NumPy.")
-    sub = parser.add_subparsers(dest="command", required=True)
+# ----------------------------------------------------------------------------- the parser
 
+
+class _UsageError(Exception):
+    """A command line argparse cannot parse: reported in one line like any other error."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a usage error raises `_UsageError` instead of printing the
+    whole usage and exiting, so `main` reports it as it reports every error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self.prog, message)
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= `minimum` (0 or 1). argparse puts the option's name
+    before the message, so a refused value reads "argument --max-new-tokens: must be a
+    non-negative integer, got '-1'"."""
+    wanted = "a positive integer" if minimum == 1 else "a non-negative integer"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+    return parse
+
+
+_POSITIVE, _NON_NEGATIVE = _count(1), _count(0)
+
+
+def _gpt2_config(name: str) -> str:
+    """An argparse type: any name `get_config` accepts (gpt2-small, gpt2, 124M, gpt2-medium, ...)."""
+    try:
+        get_config(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
+def _add_generate_commands(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("generate", help="continue a prompt with a GPT (the seed's demo: untrained 124M, greedy)")
     g.add_argument("prompt", nargs="?", default="Hello, I am", help='the text to continue (default "Hello, I am")')
-    g.add_argument("--config", default="gpt2-small", choices=list(GPT2_PRESETS),
-                   help="size of the untrained demo model (default gpt2-small)")
+    g.add_argument("--config", default="gpt2-small", type=_gpt2_config,
+                   help="size of the untrained demo model (default gpt2-small; also gpt2-medium, 124M, ...)")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--weights", metavar="DIR", help="a Hugging Face GPT-2 directory (config.json + model.safetensors)")
     src.add_argument("--checkpoint", metavar="PATH", help="a numpygpt training checkpoint")
-    g.add_argument("--max-new-tokens", type=int, default=None,
+    g.add_argument("--max-new-tokens", type=_NON_NEGATIVE, default=None,
                    help="tokens to generate (default 6 for the demo, 50 with --weights/--checkpoint)")
-    g.add_argument("--seed", type=int, default=123, help="seed for the demo's weights and for sampling (default 123)")
+    g.add_argument("--seed", type=_NON_NEGATIVE, default=123,
+                   help="seed for the demo's weights and for sampling (default 123)")
     g.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default); > 0 samples")
-    g.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    g.add_argument("--top-k", type=_POSITIVE, default=None, help="sample only among the k most likely tokens")
     g.add_argument("--top-p", type=float, default=None, help="sample only within the nucleus of probability p")
     g.add_argument("--no-cache", action="store_true", help="re-run the whole context each step (no KV cache)")
     g.add_argument("--stop-at-eos", action="store_true", help="stop at <|endoftext|>")
     g.set_defaults(func=_cmd_generate)
 
     i = sub.add_parser("info", help="parameter counts and memory of a GPT-2 size")
-    i.add_argument("--config", default="gpt2-small", choices=list(GPT2_PRESETS))
+    i.add_argument("--config", default="gpt2-small", type=_gpt2_config,
+                   help="gpt2-small (default), gpt2-medium, gpt2-large, gpt2-xl, or an alias (gpt2, 124M, ...)")
     i.set_defaults(func=_cmd_info)
 
     t = sub.add_parser("tour", help="walk the seed's sections, computed by numpygpt")
@@ -351,49 +438,121 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=".", help="where the GELU/ReLU plot goes when matplotlib is installed")
     t.set_defaults(func=_cmd_tour)
 
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("train", help="train a GPT on a text (default: a small GPT on the Zen of Python), "
                                      "with checkpoints and exact resume")
     r.add_argument("--text", metavar="FILE", help="UTF-8 text to train on (default: the Zen of Python); "
                                                  "the first 90%% trains, the rest validates")
     r.add_argument("--config", default=None, choices=list(TRAIN_CONFIGS),
                    help="model and training preset (default tiny: 2 blocks, emb_dim 64, context 16)")
-    r.add_argument("--epochs", type=int, help="passes over the training text (with --resume: the new total; "
-                   "the extra epochs run at the schedule's final learning rate)")
-    r.add_argument("--batch-size", type=int, help="windows per batch")
-    r.add_argument("--context-length", type=int, help="tokens per window (and the model's context length)")
-    r.add_argument("--stride", type=int, help="tokens between the starts of consecutive windows")
+    r.add_argument("--epochs", type=_POSITIVE, help="passes over the training text (with --resume: the new "
+                   "total; the extra epochs run at the schedule's final learning rate)")
+    r.add_argument("--batch-size", type=_POSITIVE, help="windows per batch")
+    r.add_argument("--context-length", type=_POSITIVE, help="tokens per window (and the model's context length)")
+    r.add_argument("--stride", type=_POSITIVE, help="tokens between the starts of consecutive windows")
     r.add_argument("--lr", type=float, help="peak learning rate of AdamW")
     r.add_argument("--weight-decay", type=float, help="AdamW weight decay of the Linear weights")
     r.add_argument("--max-grad-norm", type=float, help="clip the gradient norm to this (0: no clipping)")
-    r.add_argument("--warmup-steps", type=int, help="linear warmup, then cosine decay to lr/10 (0: constant lr)")
-    r.add_argument("--eval-freq", type=int, help="evaluate every this many steps")
-    r.add_argument("--eval-iter", type=int, help="batches per evaluation")
-    r.add_argument("--seed", type=int, help="seed for the initial weights, dropout and shuffling")
+    r.add_argument("--warmup-steps", type=_NON_NEGATIVE,
+                   help="linear warmup, then cosine decay to lr/10 (0: constant lr)")
+    r.add_argument("--eval-freq", type=_POSITIVE, help="evaluate every this many steps")
+    r.add_argument("--eval-iter", type=_POSITIVE, help="batches per evaluation")
+    r.add_argument("--seed", type=_NON_NEGATIVE, help="seed for the initial weights, dropout and shuffling")
     r.add_argument("--start-context", metavar="TEXT", help="the text each epoch's sample continues")
     r.add_argument("--out", metavar="DIR", default=None,
                    help="where checkpoint.safetensors, history.json and loss.png go "
                         "(default ./runs/numpygpt-train, or the resumed checkpoint's directory)")
-    r.add_argument("--resume", metavar="PATH", help="continue exactly from a checkpoint written by numpygpt train")
+    r.add_argument("--resume", metavar="PATH", help="continue exactly from a checkpoint written by numpygpt train "
+                   "(a finished run is not trained again: give a larger --epochs)")
     r.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
-    r.add_argument("--checkpoint-every", type=int, metavar="N", help="also write the checkpoint every N steps")
-    r.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps in all (with a checkpoint)")
+    r.add_argument("--checkpoint-every", type=_POSITIVE, metavar="N", help="also write the checkpoint every N steps")
+    r.add_argument("--max-steps", type=_POSITIVE, metavar="N", help="stop after N steps in all (with a checkpoint)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_train)
+
+
+_DEBUG_HELP = "on an error, also print the traceback (and NumPy's warnings)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="numpygpt", description="GPT-2 from scratch on NumPy.")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate_commands(sub)
+    _add_train_command(sub)
     _add_crosscheck_commands(sub)
     _add_seeing_commands(sub)
+    for command in sub.choices.values():
+        # --debug after the command's name too. Each command has its own, so that argparse never
+        # takes it for an abbreviation of a longer option (llmc's --debug-state).
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
 
 
+# ----------------------------------------------------------------------------- the error policy
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as one line: its message (lines joined), with its type's name where the
+    message alone would not say what happened (a KeyError's bare key, an empty message)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    familiar = (ValueError, TypeError, IndexError, RuntimeError, OSError, MemoryError)
+    if not text or not isinstance(error, familiar):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text
+
+
+def _end_progress_bars() -> None:
+    """Close any progress bar still on screen, so that a message starts on a line of its own."""
+    from tqdm import tqdm
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
+def _report(command: str, message: str, debug: bool, status: int = _signals.EXIT_ERROR) -> int:
+    """Print `command: message` on stderr (after the traceback, with --debug); return `status`."""
+    _end_progress_bars()
+    with contextlib.suppress(OSError):  # what was printed comes first (unless stdout itself is broken)
+        sys.stdout.flush()
+    if debug:
+        traceback.print_exc()
+    print(f"{command}: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line; an unknown option is an error of the command it was given to."""
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        raise _UsageError(f"numpygpt {args.command}", f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if (getattr(args, "max_new_tokens", None) or 0) < 0:
-        parser.error("--max-new-tokens must be non-negative")
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, IndexError, OSError) as e:
-        print(f"numpygpt {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    """Run the command line `argv` (default: sys.argv[1:]) and return its exit status: 0, 1 for
+    `compare` finding a divergence, 2 for an error, 130 after Ctrl-C, 143 after SIGTERM (141 when
+    stdout is a pipe closed by its reader).
+    Errors are reported in one line; see the module docstring."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, debug = "numpygpt", "--debug" in argv      # until the command line is parsed
+    with _signals.command_signals(), warnings.catch_warnings():
+        try:
+            args = _parse(argv)
+            command, debug = f"numpygpt {args.command}", args.debug
+            if not debug:  # NumPy's overflow warnings (with file paths): the error line says what went wrong
+                warnings.simplefilter("ignore", RuntimeWarning)
+            return args.func(args)
+        except _UsageError as error:
+            return _report(error.prog, f"error: {error} (see {error.prog} --help)", debug=False)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (_signals.Terminated)
+            return _report(command, _signals.describe(interrupt), debug, _signals.exit_status(interrupt))
+        except BrokenPipeError:  # whoever read stdout has stopped (numpygpt tour | head): end quietly
+            with contextlib.suppress(OSError, ValueError):  # (a stdout without a file descriptor)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush fails no more
+            return _signals.EXIT_BROKEN_PIPE
+        except Exception as error:  # noqa: BLE001 -- the policy: any error is one line, status 2
+            return _report(command, f"error: {_one_line(error)}", debug)
 
 
 if __name__ == "__main__":

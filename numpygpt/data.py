@@ -100,6 +100,11 @@ def _encode(text_or_ids: Any, tokenizer: Any) -> Any:
         return text_or_ids
     if tokenizer is None:
         tokenizer = get_encoding("gpt2")
+    elif isinstance(tokenizer, (str, bytes)) or not callable(getattr(tokenizer, "encode", None)):  # (str has .encode)
+        name = f"{tokenizer!r}"[:80]
+        raise TypeError(f"tokenizer must be an encoding with an encode() method, such as "
+                        f"numpygpt.tokenizer.get_encoding('gpt2') (or None for that one), got "
+                        f"{type(tokenizer).__name__} {name}")
     return tokenizer.encode(text_or_ids, allowed_special={"<|endoftext|>"})
 
 
@@ -127,7 +132,9 @@ def create_dataloader(
     `numpygpt.Generator().manual_seed(s)`, as PyTorch's `generator=`.
     `num_workers` exists so the book's calls read the same; loading is in
     the calling process, so only 0 is accepted. Raises ValueError if the
-    loader would yield no batch at all.
+    loader would yield no batch at all, or for ragged ids (rows of different
+    lengths), and TypeError for a tokenizer without `encode` (a name such as
+    "gpt2" is not one: pass `get_encoding("gpt2")`).
     """
     for value, name in ((batch_size, "batch_size"), (max_length, "max_length"), (stride, "stride")):
         _checks.integer(value, name)

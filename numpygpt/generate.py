@@ -45,13 +45,21 @@ def _check_counts(model: Any, max_new_tokens: int, context_size: int) -> None:
         raise ValueError(f"context_size {context_size} exceeds the model's context_length {limit}")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """Raise ValueError for sampling options `generate` cannot use."""
-    if not isinstance(temperature, (int, float, np.integer, np.floating)) or isinstance(temperature, bool):
+    """Raise for sampling options `generate` cannot use: TypeError for one of the wrong
+    type (a string, None as the temperature), ValueError for a number out of range.
+    Each message names the option and the value."""
+    if not _is_number(temperature):
         raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r}")
     if not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
     _checks.integer(top_k, "top_k", allow_none=True)
+    if top_p is not None and not _is_number(top_p):
+        raise TypeError(f"top_p must be a number in (0, 1] or None, got {type(top_p).__name__} {top_p!r}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
 
@@ -159,14 +167,19 @@ def generate(model: Any, idx: Any, max_new_tokens: int, context_size: int, tempe
     """Continue token ids (B, T) by up to `max_new_tokens`; returns (B, T + n).
 
     - temperature 0 (the default) is greedy and gives the ids `generate_text_simple`
-      gives; temperature > 0 samples from softmax(logits / temperature);
+      gives; temperature > 0 samples from softmax(logits / temperature). A temperature
+      so small that logits / temperature overflows (1e-310, say) is greedy too: that is
+      the limit of softmax(logits / T) as T -> 0. NaN, infinite or negative temperatures
+      raise ValueError, a temperature that is not a number (a string, None) TypeError;
     - top_k keeps the k most likely tokens, top_p the smallest set whose
       probability reaches p (applied after the temperature);
     - eos_id: a row that produces it is finished (and padded with it); generation
       stops early once every row is;
     - use_cache: run the prompt once and then one token per step (see the module doc);
     - seed: sample from a generator of its own, so the same seed gives the same
-      text; without it numpygpt's global generator (`manual_seed`) is used.
+      text; without it numpygpt's global generator (`manual_seed`) is used. It must
+      be a non-negative integer (ValueError for -1, TypeError for 1.5 or "1").
+    Ragged ids ([[1, 2], [3]]) raise ValueError: the rows have different lengths.
     Returns an ndarray, or a Tensor when `idx` is one.
     """
     ids = _as_ids(idx)

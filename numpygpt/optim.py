@@ -25,6 +25,7 @@ safetensors and everything else as JSON.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -77,6 +78,22 @@ def _check_param(p: Any, where: str) -> None:
         )
     if not np.issubdtype(data.dtype, np.floating):
         raise TypeError(f"{where}: can only optimise floating-point parameters, got dtype {data.dtype}")
+
+
+class MissingParamsError(KeyError, ValueError):
+    """A parameter group without "params": KeyError as in PyTorch, ValueError as numpygpt raised before."""
+
+    def __str__(self) -> str:  # a sentence, not the quoted key a KeyError prints
+        return str(self.args[0]) if self.args else ""
+
+
+def _number(value: Any, name: str, what: str) -> float:
+    """A hyperparameter as a float, or TypeError naming it (NaN passes, for the range check to refuse)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()  # a 0-d array holding a number
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Invalid {what}: {repr(value)[:80]} ({name} must be a number, got {type(value).__name__})")
+    return float(value)
 
 
 def _plain(value: Any) -> Any:
@@ -151,6 +168,12 @@ class Optimizer:
             )
         if hasattr(params, "parameters") and not hasattr(params, "__iter__"):
             raise TypeError("params must be an iterable of parameters: pass model.parameters(), not the model")
+        if isinstance(params, Mapping):
+            raise TypeError("params must be an iterable of parameters or of parameter groups, got a dict; "
+                            "wrap one parameter group in a list: [{'params': ...}]")
+        if isinstance(params, (str, bytes)) or not hasattr(params, "__iter__"):
+            raise TypeError("params must be an iterable of parameters or of parameter groups, "
+                            f"got {type(params).__name__} {params!r:.80}")
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -171,7 +194,8 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
         if "params" not in param_group:
-            raise ValueError('a parameter group needs a "params" entry')
+            raise MissingParamsError(f'parameter group {len(self.param_groups)} has no "params" entry '
+                                     f"(its keys: {', '.join(map(str, param_group)) or 'none'})")
         params = param_group["params"]
         if isinstance(params, np.ndarray) or hasattr(params, "data"):
             params = [params]
@@ -192,11 +216,13 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
-        """Raise ValueError for a group's invalid hyperparameters (per optimiser)."""
-        if not group["lr"] >= 0.0:
-            raise ValueError(f"Invalid learning rate: {group['lr']}")
-        if not group.get("weight_decay", 0.0) >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+        """Raise for a group's invalid hyperparameters (per optimiser), as PyTorch does:
+        TypeError for one that is not a number, ValueError for a number out of range
+        (with PyTorch's wording, "Invalid learning rate: -1", and the argument's name)."""
+        if not _number(group["lr"], "lr", "learning rate") >= 0.0:
+            raise ValueError(f"Invalid learning rate: {group['lr']} (lr must be >= 0)")
+        if not _number(group.get("weight_decay", 0.0), "weight_decay", "weight_decay value") >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']} (weight_decay must be >= 0)")
 
     def _indexed_params(self) -> Iterator[tuple[int, dict[str, Any], Param]]:
         """(index, group, parameter) for every parameter, indices as in `state`."""
@@ -360,7 +386,8 @@ class SGD(Optimizer):
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         super()._check_hyperparameters(group)
-        if not group["momentum"] >= 0.0:
+        _number(group["dampening"], "dampening", "dampening value")
+        if not _number(group["momentum"], "momentum", "momentum value") >= 0.0:
             raise ValueError(f"Invalid momentum value: {group['momentum']}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
@@ -414,21 +441,24 @@ class AdamW(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
     ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # anything else: refused below
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
         self._scratch: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         super()._check_hyperparameters(group)
         betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair of floats, got {betas!r}")
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"betas must be a pair of numbers (beta1, beta2), got {type(betas).__name__} {betas!r:.80}")
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair of numbers (beta1, beta2), got {len(betas)}: {betas!r:.80}")
         group["betas"] = tuple(betas)
         for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        if not group["eps"] >= 0.0:
-            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+            if not 0.0 <= _number(beta, f"betas[{i}]", f"beta parameter at index {i}") < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta} (betas[{i}] must be in [0, 1))")
+        if not _number(group["eps"], "eps", "epsilon value") >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {group['eps']} (eps must be >= 0)")
 
     def _scratch_for(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         if dtype not in self._scratch:

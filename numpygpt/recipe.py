@@ -146,6 +146,8 @@ def train_settings(preset: str = "tiny", **overrides: Any) -> dict[str, Any]:
         settings["max_grad_norm"] = None       # 0 or less turns clipping off
     _checks.integer(settings["warmup_steps"], "warmup_steps", minimum=0)
     _checks.integer(settings["seed"], "seed", minimum=0)
+    if not isinstance(settings["start_context"], str) or not settings["start_context"]:
+        raise ValueError(f"start_context must be some text to continue, got {settings['start_context']!r}")
     settings["model"] = validate_config({**config["model"], "context_length": settings["context_length"]})
     return settings
 
@@ -259,12 +261,17 @@ def run_training(
     with the settings stored in the checkpoint; only `epochs` may be raised
     (to train longer: the learning-rate schedule stays the one of the first run,
     so the extra steps run at its final rate), and other overrides must agree
-    with the stored ones. A fresh run refuses to replace a checkpoint already in
-    `out_dir` unless `overwrite` is set.
+    with the stored ones. A run that has already done all its epochs is not trained
+    again: it says so, and how to train longer (`epochs=` more), and returns the
+    stored history (the command exits with status 0: nothing was left to do).
+    A fresh run refuses to replace a checkpoint already in `out_dir` unless
+    `overwrite` is set.
     """
     tokenizer = get_encoding("gpt2")
     if resume is not None:
         stored, run, settings, text_path = _resumed_run(resume, preset, text_path, overrides)
+        if _already_finished(stored, settings, resume):
+            return TrainingHistory.from_dict(stored["extra"]["history"])
     else:
         stored, run = None, None
         settings = train_settings(preset or "tiny", **overrides)
@@ -294,9 +301,7 @@ def run_training(
 
     write_json(out / "history.json", {**history.to_dict(), "settings": settings})
     plot = plot_losses(history, out / "loss.png")
-    if history.interrupted:
-        print(f"Interrupted after step {len(history.step_losses)}. Checkpoint: {checkpoint}")
-    else:
+    if not history.interrupted:  # (train_model has said where an interrupted run's state is kept)
         train_loss, val_loss = evaluate_model(model, train_loader, val_loader, settings["eval_iter"])
         print(f"Final losses (first {settings['eval_iter']} batches): train {train_loss:.3f}, val {val_loss:.3f} "
               f"(started near ln {model.cfg['vocab_size']} = {math.log(model.cfg['vocab_size']):.2f})")
@@ -306,6 +311,17 @@ def run_training(
     print(f"Resume:   numpygpt train --resume {checkpoint}" + (" --epochs N (more than before)" if finished else ""))
     print(f'Generate: numpygpt generate --checkpoint {checkpoint} "{settings["start_context"]}"')
     return history
+
+
+def _already_finished(stored: Mapping[str, Any], settings: Mapping[str, Any], resume: Any) -> bool:
+    """True (after printing what to do instead) when the run in `resume` has done all `settings["epochs"]`."""
+    done = int(stored["extra"]["epoch"])
+    if done < settings["epochs"]:
+        return False
+    print(f"{resume} holds a finished run: {done} epoch{'s' if done != 1 else ''} ({stored['step']} steps), "
+          "nothing left to train. "
+          f"To train longer: numpygpt train --resume {resume} --epochs {done + 1} (or more)")
+    return True
 
 
 def _resumed_run(resume: str | os.PathLike, preset: str | None, text_path: str | os.PathLike | None,

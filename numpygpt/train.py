@@ -37,7 +37,9 @@ parameters of N + M steps in one run, dropout and shuffling included. The
 state saved is always that of the last *completed* step: the update and the
 bookkeeping after it run with Ctrl-C deferred (so parameters are never saved
 half-updated), and a Ctrl-C during a forward or backward pass saves the state
-from before that step (its dropout draws and its batch are undone).
+from before that step (its dropout draws and its batch are undone). Under the
+numpygpt command SIGTERM does all that too (numpygpt._signals turns it into
+`Terminated`, a KeyboardInterrupt).
 
 A loss that is NaN or infinite stops training with `NonFiniteLossError`,
 naming the step and the value; no checkpoint is written then, so the last
@@ -51,16 +53,18 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import _checks
 from . import functional as F
+from ._signals import Terminated, raise_terminated
 from .autograd import no_grad
 from .checkpoint import load_checkpoint, save_checkpoint
 from .generate import generate
@@ -93,7 +97,8 @@ class TrainingHistory:
     epoch: `samples`, the greedy continuation of the start context. At each
     step: `step_losses` (the batch's training loss) and `lrs` (the learning
     rate of the first parameter group used for that step). `interrupted` is
-    True when training stopped on Ctrl-C.
+    True when training stopped on Ctrl-C, or on SIGTERM under the numpygpt
+    command (see numpygpt._signals), and then `terminated` says which.
     """
 
     train_losses: list[float] = dataclasses.field(default_factory=list)
@@ -104,6 +109,7 @@ class TrainingHistory:
     step_losses: list[float] = dataclasses.field(default_factory=list)
     lrs: list[float] = dataclasses.field(default_factory=list)
     interrupted: bool = False
+    terminated: bool = False     # the interruption was SIGTERM (not saved in to_dict: a property of the process)
 
     _LISTS = ("train_losses", "val_losses", "tokens_seen", "steps", "samples", "step_losses", "lrs")
 
@@ -424,8 +430,9 @@ class _Run:
         self.snap = self.snapshot(self.start_epoch)
         try:
             yield
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM as numpygpt._signals.Terminated
             self.history.interrupted = True
+            self.history.terminated = isinstance(interrupt, Terminated)
         except NonFiniteLossError as e:
             e.history = self.history
             raise
@@ -435,9 +442,10 @@ class _Run:
         finally:
             self.bar.close()
         self.save()
-        if self.history.interrupted:
-            self.log(f"Interrupted: the state after step {self.snap['global_step']} is kept"
-                     + (f" in {self.checkpoint_path}" if self.checkpoint_path is not None else ""))
+        if self.history.interrupted:  # on stderr, with the progress bar: a notice, not the run's output
+            self.log(("Terminated (SIGTERM)" if self.history.terminated else "Interrupted")
+                     + f": the state after step {self.snap['global_step']} is kept"
+                     + (f" in {self.checkpoint_path}" if self.checkpoint_path is not None else ""), file=sys.stderr)
 
     # ------------------------------------------------------------------ one epoch, one step
 
@@ -512,36 +520,42 @@ class _Run:
         self.history.samples.append(sample)
         self.snap = self.snapshot(epoch + 1)   # the epoch is done: its iteration is closed
 
-    def log(self, message: str) -> None:
-        """Print a line (above the progress bar, when there is one)."""
+    def log(self, message: str, file: Any = None) -> None:
+        """Print a line to `file` (default stdout), above the progress bar when there is one."""
         if self.progress:
-            tqdm.write(message)
+            tqdm.write(message, file=file)
         else:
-            print(message)
+            print(message, file=file)
 
 
 class _DeferSigint:
-    """Hold back Ctrl-C (SIGINT) for the duration of the block, then raise KeyboardInterrupt.
+    """Hold back Ctrl-C (SIGINT) and SIGTERM for the duration of the block, then raise
+    KeyboardInterrupt (or `Terminated`, for SIGTERM).
 
-    Only in the main thread, and only while Python's default handler is installed;
-    otherwise (another thread, a custom handler) it does nothing.
+    Only in the main thread, and for each signal only while its usual handler is
+    installed: Python's default one for SIGINT, numpygpt's `raise_terminated` for
+    SIGTERM (the numpygpt command installs it). Otherwise (another thread, a custom
+    handler) that signal is left alone.
     """
 
+    _USUAL: ClassVar[dict[int, Any]] = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: raise_terminated}
+
     def __enter__(self) -> None:
-        self._received = False
-        self._previous = None
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+        self._received: list[int] = []
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum, usual in self._USUAL.items():
+                if signal.getsignal(signum) is usual:
+                    self._previous[signum] = signal.signal(signum, self._handler)
 
     def _handler(self, signum: int, frame: Any) -> None:
-        self._received = True
+        self._received.append(signum)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
         if self._received and exc_type is None:
-            raise KeyboardInterrupt
+            raise Terminated if self._received[0] == signal.SIGTERM else KeyboardInterrupt
 
 
 def _close(iterator: Any) -> None:

@@ -194,23 +194,35 @@ def test_tour_section(section: str, tmp_path: Path, capsys: pytest.CaptureFixtur
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["tour", "nope"], "invalid choice: 'nope'"),
-    (["info", "--config", "gpt3"], "invalid choice: 'gpt3'"),
-    (["generate", "--config", "gpt3"], "invalid choice: 'gpt3'"),
-    (["generate", "--max-new-tokens", "-1"], "--max-new-tokens must be non-negative"),
-    (["generate", "--max-new-tokens", "many"], "invalid int value: 'many'"),
-    (["generate", "--seed", "1.5"], "invalid int value: '1.5'"),
-    (["launch"], "invalid choice: 'launch'"),
-    ([], "required: command"),
+@pytest.mark.parametrize("argv, command, message", [
+    (["tour", "nope"], "numpygpt tour", "invalid choice: 'nope'"),
+    (["info", "--config", "gpt3"], "numpygpt info", "argument --config: unknown config 'gpt3'"),
+    (["generate", "--config", "gpt3"], "numpygpt generate", "argument --config: unknown config 'gpt3'"),
+    (["generate", "--max-new-tokens", "-1"], "numpygpt generate",
+     "argument --max-new-tokens: must be a non-negative integer, got '-1'"),
+    (["generate", "--max-new-tokens", "many"], "numpygpt generate",
+     "argument --max-new-tokens: must be a non-negative integer, got 'many'"),
+    (["generate", "--seed", "1.5"], "numpygpt generate", "argument --seed: must be a non-negative integer, got '1.5'"),
+    (["generate", "--no-such-option"], "numpygpt generate", "unrecognized arguments: --no-such-option"),
+    (["launch"], "numpygpt", "invalid choice: 'launch'"),
+    ([], "numpygpt", "required: command"),
 ])
-def test_argparse_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
+def test_argparse_errors_are_one_line_and_exit_2(argv: list[str], command: str, message: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
     err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"{command}: error: ")
     assert message in err
-    assert err.startswith("usage: numpygpt")
+    assert f"(see {command} --help)" in err
+
+
+@pytest.mark.parametrize("name", ["gpt2", "124M", "355M", "gpt2-medium"])
+def test_info_takes_every_name_get_config_takes(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from numpygpt.model import count_parameters, get_config
+    assert main(["info", "--config", name]) == 0
+    total = count_parameters(get_config(name))["total"]
+    assert f"{total:,}" in capsys.readouterr().out
 
 
 def test_empty_prompt_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -310,6 +310,37 @@ def test_ctrl_c_saves_and_resumes_exactly(zen: str, tokenizer: Any, tmp_path: Pa
     assert_same_history(resumed, expected)
 
 
+def test_sigterm_under_the_command_saves_and_resumes_exactly(zen: str, tokenizer: Any, tmp_path: Path) -> None:
+    """SIGTERM in the middle of an update, with the command's handlers: deferred to the end of the
+    step, then handled as Ctrl-C (a checkpoint of that step), and `terminated` says it was SIGTERM."""
+    from numpygpt._signals import command_signals
+    full = Run(zen, tokenizer)
+    expected = full.train(num_epochs=2)
+    ckpt = tmp_path / "ckpt.safetensors"
+    first = Run(zen, tokenizer)
+    k = 13
+    sched_step = first.scheduler.step
+
+    def step_and_signal() -> None:
+        sched_step()
+        if first.scheduler.last_epoch == k:
+            signal.raise_signal(signal.SIGTERM)
+    first.scheduler.step = step_and_signal
+    before = signal.getsignal(signal.SIGTERM)
+    with command_signals():
+        history = first.train(num_epochs=2, checkpoint_path=ckpt)
+    assert signal.getsignal(signal.SIGTERM) is before              # the handlers are put back
+    assert history.interrupted and history.terminated
+    assert len(history.step_losses) == k and load_checkpoint(ckpt)["step"] == k
+
+    numpygpt.manual_seed(31)
+    second = Run(zen, tokenizer, build_seed=1)
+    resumed = second.train(num_epochs=2, checkpoint_path=ckpt, resume=ckpt)
+    assert not resumed.interrupted and not resumed.terminated
+    assert_same_params(second.params(), full.params())
+    assert_same_history(resumed, expected)
+
+
 def test_ctrl_c_without_a_checkpoint_path_returns_history(zen: str, tokenizer: Any) -> None:
     def on_step(step: int, loss: float) -> None:
         if step == 2:
