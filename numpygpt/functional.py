@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _checks, ops
+from . import _checks, fused, ops
 from .autograd import Context, Function
 from .losses import cross_entropy, mse_loss, nll_loss
 from .random import dropout_keep_mask
@@ -69,14 +69,17 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray | None, b: np.ndarray | None,
                 axes: tuple[int, ...], eps: float) -> np.ndarray:
-        mean = x.mean(axis=axes, keepdims=True)                        # (B, T, 1)
-        xc = x - mean                                                  # (B, T, C)
-        var = (xc * xc).mean(axis=axes, keepdims=True)                 # (B, T, 1) biased
+        xhat = np.subtract(x, x.mean(axis=axes, keepdims=True), out=np.empty_like(x))  # (B, T, C) x - μ, the one new array
+        var = np.square(xhat).mean(axis=axes, keepdims=True)           # (B, T, 1) biased
         rstd = 1 / np.sqrt(var + eps)                                  # (B, T, 1)
-        xhat = xc * rstd                                               # (B, T, C) reuses nothing saved
-        ctx.save_for_backward(xhat, rstd, w)
-        ctx.axes, ctx.has_w, ctx.has_b = axes, w is not None, b is not None
-        out = xhat * w if w is not None else xhat.copy()
+        xhat *= rstd                                                   # (B, T, C) x̂, in place
+        need_grad = fused.recording(ctx)
+        if need_grad:
+            ctx.save_for_backward(xhat, rstd, w)
+            ctx.axes, ctx.has_w, ctx.has_b = axes, w is not None, b is not None
+        out = xhat.copy() if need_grad else xhat                       # backward keeps x̂; else reuse it
+        if w is not None:
+            out *= w
         if b is not None:
             out += b
         return out
@@ -88,12 +91,17 @@ class LayerNorm(Function):
         lead = tuple(range(g.ndim - len(axes)))                        # the row axes
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         db = g.sum(axis=lead) if ctx.has_b and need_b else None
-        dw = (g * xhat).sum(axis=lead) if ctx.has_w and need_w else None
+        prod = g * xhat                                                # g · x̂, then dx̂ · x̂: one buffer
+        dw = prod.sum(axis=lead) if ctx.has_w and need_w else None
         dx = None
         if need_x:
-            dxhat = g * w if w is not None else g
-            dx = dxhat - dxhat.mean(axis=axes, keepdims=True)
-            dx -= xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+            dxhat = g * w if w is not None else g.copy()               # (B, T, C), becomes dx in place
+            if w is not None:
+                prod *= w                                              # dx̂ · x̂ = g · w · x̂
+            dx = dxhat
+            dx -= dxhat.mean(axis=axes, keepdims=True)                 # - mean(dx̂)        (through μ)
+            np.multiply(xhat, prod.mean(axis=axes, keepdims=True), out=prod)
+            dx -= prod                                                 # - x̂ · mean(dx̂ · x̂)  (through rstd)
             dx *= rstd
         return dx, dw, db
 
@@ -249,16 +257,54 @@ class GELUTanh(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        t = np.tanh(_GELU_C * (x + 0.044715 * x * x * x))
-        ctx.save_for_backward(x, t)
-        return 0.5 * x * (1 + t)
+        need_grad = fused.recording(ctx)
+        t = np.empty_like(x)                                           # u, then tanh u
+        out = np.empty_like(x) if need_grad else t                     # backward keeps t; else reuse it
+        _gelu_tanh_kernel(x, t, out)
+        if need_grad:
+            ctx.save_for_backward(x, t)
+        return out
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
         x, t = ctx.saved_tensors
-        x2 = x * x
-        dydx = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (_GELU_C * (1 + 3 * 0.044715 * x2))
-        return g * dydx
+        dydx = np.empty_like(t)
+        _gelu_tanh_grad_kernel(x, t, dydx)
+        if g.shape != dydx.shape:                                      # g may keep a broadcast shape
+            return g * dydx
+        dydx *= g
+        return dydx
+
+
+def _gelu_tanh_kernel(x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
+    """t = tanh(√(2/π) (x + 0.044715 x³)) and out = ½ x (1 + t), in place in t and out (out
+    may be t itself); the composed formula's operations in its order, so the same bits."""
+    np.multiply(x, 0.044715, out=t)
+    t *= x
+    t *= x                                                             # 0.044715 x³
+    t += x
+    t *= _GELU_C                                                       # u
+    np.tanh(t, out=t)                                                  # t = tanh u
+    np.add(t, 1, out=out)
+    out *= x
+    out *= 0.5                                                         # ½ x (1 + t) (× ½ is exact)
+
+
+def _gelu_tanh_grad_kernel(x: np.ndarray, t: np.ndarray, dx: np.ndarray) -> None:
+    """dx = dy/dx = ½ (1 + t) + ½ x (1 - t²) · √(2/π) (1 + 3 · 0.044715 x²), in place in dx,
+    in the composed formula's order of operations."""
+    np.multiply(x, x, out=dx)
+    dx *= 3 * 0.044715
+    dx += 1
+    dx *= _GELU_C                                                      # du/dx = √(2/π) (1 + 3 · 0.044715 x²)
+    term = np.square(t, out=np.empty_like(t))
+    np.subtract(1, term, out=term)                                     # 1 - t² = dtanh/du
+    term *= x
+    term *= 0.5
+    dx *= term                                                         # ½ x (1 - t²) du/dx   (through tanh)
+    np.add(t, 1, out=term)
+    term *= 0.5
+    dx += term                                                         # + ½ (1 + t)          (from the first x)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:

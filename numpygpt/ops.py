@@ -343,8 +343,9 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
-        e = np.exp(x - x.max(axis=axis, keepdims=True))  # shifted: no overflow
-        out = e / e.sum(axis=axis, keepdims=True)
+        out = np.subtract(x, x.max(axis=axis, keepdims=True), out=np.empty_like(x))  # shifted: no overflow
+        np.exp(out, out=out)                               # then exp, normalise, in place
+        out /= out.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out
@@ -352,7 +353,12 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
         (out,) = ctx.saved_tensors
-        return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
+        if g.shape != out.shape:                           # g keeps a broadcast shape: out of place
+            return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
+        dx = np.multiply(g, out, out=np.empty_like(out))   # g ⊙ out (the one new array), then in place:
+        np.subtract(g, dx.sum(axis=ctx.axis, keepdims=True), out=dx)  # g - Σⱼ gⱼ outⱼ
+        dx *= out                                          # out ⊙ (g - Σⱼ gⱼ outⱼ)
+        return dx
 
 
 class LogSoftmax(Function):

@@ -34,6 +34,12 @@ def _logits(model: GPTModel, ids: np.ndarray) -> np.ndarray:
         return model(ids).data
 
 
+def _assert_same_logits(actual: np.ndarray, desired: np.ndarray) -> None:
+    """The weights must load bit for bit; the logits computed from them agree to float32
+    rounding, since the forward's order of operations may change between versions."""
+    np.testing.assert_allclose(actual, desired, rtol=1e-5, atol=1e-6)
+
+
 def test_training_checkpoint_v1_loads(expected: dict[str, np.ndarray]) -> None:
     state = numpygpt.get_rng_state()
     contents = load_checkpoint(DATA / "checkpoint_v1.safetensors", restore_rng=False)
@@ -43,7 +49,7 @@ def test_training_checkpoint_v1_loads(expected: dict[str, np.ndarray]) -> None:
     assert contents["step"] == 2
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, expected[f"sd.{key}"], err_msg=key)
-    np.testing.assert_array_equal(_logits(model, expected["ids"]), expected["logits"])
+    _assert_same_logits(_logits(model, expected["ids"]), expected["logits"])
 
     extra = contents["extra"]
     assert extra["note"] == ("a", 1)  # tuples come back as tuples
@@ -70,14 +76,14 @@ def test_state_dict_file_v1_loads(expected: dict[str, np.ndarray]) -> None:
     sd = load_state_dict_file(DATA / "state_dict_v1.safetensors")
     model = GPTModel(CFG)
     model.load_state_dict(sd, strict=True)
-    np.testing.assert_array_equal(_logits(model, expected["ids"]), expected["logits"])
+    _assert_same_logits(_logits(model, expected["ids"]), expected["logits"])
 
 
 def test_hugging_face_directory_v1_loads(expected: dict[str, np.ndarray]) -> None:
     model = GPTModel.from_pretrained(DATA / "hf_gpt2_v1")
     assert model.cfg["tie_embeddings"] and model.out_head.weight is model.tok_emb.weight
     assert not model.training
-    np.testing.assert_array_equal(_logits(model, expected["ids"]), expected["tied_logits"])
+    _assert_same_logits(_logits(model, expected["ids"]), expected["tied_logits"])
 
 
 def test_training_checkpoint_v1_loads_and_says_its_generator_state_is_not_restored(
@@ -86,4 +92,4 @@ def test_training_checkpoint_v1_loads_and_says_its_generator_state_is_not_restor
     with pytest.warns(UserWarning, match="random state is not restored"):
         contents = load_checkpoint(DATA / "checkpoint_v1.safetensors")
     assert numpygpt.get_rng_state() == state  # the generator is left as it was
-    np.testing.assert_array_equal(_logits(contents["model"], expected["ids"]), expected["logits"])
+    _assert_same_logits(_logits(contents["model"], expected["ids"]), expected["logits"])
