@@ -156,7 +156,8 @@ def _strongest(maps: np.ndarray, tokens: Sequence[str], layers: list[int]) -> li
 
 
 def main(text: str, weights: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
-         out: str | os.PathLike = "attention.png", layers: Indices = None, heads: Indices = None) -> int:
+         out: str | os.PathLike = "attention.png", layers: Indices = None, heads: Indices = None,
+         follow_symlinks: bool = False) -> int:
     """`numpygpt attention --weights DIR "text"` (or `--checkpoint FILE`): plot the text's attention maps.
 
     Prints the tokens, the token the last one attends to most in each layer,
@@ -167,7 +168,7 @@ def main(text: str, weights: str | os.PathLike | None = None, checkpoint: str | 
     ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
     if not ids:
         raise ValueError("the text encodes to no tokens; give some text")
-    model = load_model(weights, checkpoint)
+    model = load_model(weights, checkpoint, follow_symlinks=follow_symlinks)
     maps = attention_maps(model, ids)                             # (n_layers, nh, T, T)
     tokens = token_strings(ids, tokenizer)
     layers, heads = _indices(layers, maps.shape[0], "layer"), _indices(heads, maps.shape[1], "head")

@@ -275,11 +275,13 @@ def backward(tensor: Any, grad: Any = None, retain_graph: bool = False) -> None:
         return
     order = topological_order(tensor.grad_fn)
     grads: dict[int, np.ndarray] = {id(tensor.grad_fn): grad}  # id(node or leaf) -> dL/d(its output)
+    owned: set[int] = set()  # ids of the sums in `grads` this walk allocated (see _add_grad)
     for i in range(len(order) - 1, -1, -1):
         node, order[i] = order[i], None  # let each node go once its gradient is used
         g = grads.pop(id(node), None)
         if g is None:
             continue
+        owned.discard(id(g))  # handed on from here: no longer ours to add into
         if not isinstance(node, Context):
             _accumulate_leaf(node, g, handed_out)
             continue
@@ -295,10 +297,30 @@ def backward(tensor: Any, grad: Any = None, retain_graph: bool = False) -> None:
             watch(node, g, passed)
         for parent, input_grad in zip(node.parents, passed):
             if input_grad is not None:  # the chain rule's sum over a tensor's uses (unbroadcast above: over copies)
-                key = id(parent)
-                grads[key] = grads[key] + input_grad if key in grads else input_grad
+                _add_grad(grads, owned, id(parent), input_grad)
         if not retain_graph:
             node.free()
+
+
+def _add_grad(grads: dict[int, np.ndarray], owned: set[int], key: int, input_grad: np.ndarray) -> None:
+    """grads[key] += input_grad, without copying and without touching an array anyone else holds.
+
+    A first gradient is kept as it is (no copy). A backward may hand the same
+    array to several inputs (add's backward returns g twice) or keep it, so the
+    first one is never modified: the second contribution makes a new array, the
+    sum, which only `grads` holds; it is recorded in `owned`, and later
+    contributions are added into it in place. (Popping a gradient from `grads`
+    removes it from `owned`, as it is passed on from then.)
+    """
+    current = grads.get(key)
+    if current is None:
+        grads[key] = input_grad
+    elif id(current) in owned and np.result_type(current, input_grad) == current.dtype:
+        current += input_grad
+    else:
+        total = grads[key] = current + input_grad
+        if isinstance(total, np.ndarray):  # 0-d sums come back as NumPy scalars, which are immutable
+            owned.add(id(total))
 
 
 def topological_order(root: Context) -> list[Any]:

@@ -10,10 +10,23 @@ checking every byte. A checkpoint holds:
               "optim.<...>"  the optimizer's state arrays (exp_avg, ...)
               "extra.<...>"  arrays inside `extra`, if any
     metadata  format, format_version, cfg, step, rng_state, model_keys, aliases,
-              optimizer (class name and state_dict with arrays replaced by
-              references), extra, each as JSON; and crc32: CRC-32 checksums
+              computed, optimizer (class name and state_dict with arrays replaced
+              by references), extra, each as JSON; and crc32: CRC-32 checksums
               of the other entries and of each array (dtype, shape and bytes),
               so damage anywhere in the file is reported rather than loaded
+
+Format version 2 (what numpygpt writes now) leaves out each block's causal
+mask `trf_blocks.N.att.mask`, which is triu(ones(T, T), 1) for the config's
+context_length (T² numbers per block, 48 MB of a 124M model's checkpoint):
+"computed" lists those keys and loading rebuilds them (as O(T) views). Version
+1 files store the masks; loading checks each is exactly that causal mask and
+refuses the file otherwise, naming the key. Both versions load.
+
+Size budget: before any model is built, the stored config must describe the
+stored weights: no more parameters than the file stores numbers, no more
+blocks than it stores, and every tensor of exactly the shape the config implies
+(`hf.check_budget`, `hf.check_keys`). Metadata JSON may nest at most
+`files.MAX_NESTING` levels, on saving (`extra`) and on loading.
 
 JSON alone would turn tuples into lists and integer keys into strings; the
 metadata tags those ({"$tuple": [...]}, {"$items": [[key, value], ...]}) and
@@ -26,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 import zlib
 from collections import OrderedDict
@@ -36,8 +50,11 @@ import numpy as np
 
 from . import _checks
 from . import random as _random
-from .config import validate_config
-from .files import PathLike, as_array, corrupt_file_error, read_safetensors, stored_dtype, write_safetensors
+from .config import listed, short_repr, validate_config
+from .files import (PathLike, as_array, check_nesting, corrupt_file_error, loads_json, read_safetensors,
+                    stored_dtype, write_safetensors)
+from .functional import causal_mask
+from .hf import check_budget, check_keys, state_dict_shapes
 from .model import GPTModel, build_model
 from .nn import Module
 
@@ -47,7 +64,9 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_model"]
 
 FORMAT = "numpygpt.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = ("1", "2")
+_MASK_KEY = re.compile(r"trf_blocks\.\d+\.att\.mask")
 
 # ----------------------------------------------------------------------------- JSON with arrays, tuples, int keys
 
@@ -167,14 +186,22 @@ def save_checkpoint(
     step = _checks.integer(step, "step", minimum=0)
     if extra is not None and not isinstance(extra, Mapping):
         raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
+    if extra is not None:
+        check_nesting(extra, "extra")
+    cfg = getattr(model, "cfg", None)
+    context = cfg.get("context_length") if isinstance(cfg, Mapping) else None  # T of the causal masks
 
     arrays: dict[str, np.ndarray] = {}
     model_keys: list[str] = []
     aliases: dict[str, str] = {}
+    computed: list[str] = []  # the causal masks, rebuilt on loading rather than stored
     first_name: dict[int, tuple[str, np.ndarray]] = {}  # id(array) -> (the first key that holds it, array)
     for key, value in model.state_dict().items():
         array = as_array(value, f"model.{key}")
         model_keys.append(key)
+        if _MASK_KEY.fullmatch(key) and _checks.is_integer(context) and is_causal_mask(array, context):
+            computed.append(key)
+            continue
         if id(array) in first_name:
             aliases[key] = first_name[id(array)][0]
             continue
@@ -189,7 +216,6 @@ def save_checkpoint(
                           "state_dict": _to_json(optimizer.state_dict(), "optim", arrays)}
     extra_json = _to_json(dict(extra), "extra", arrays) if extra is not None else None
 
-    cfg = getattr(model, "cfg", None)
     try:
         cfg_json = _dumps(_to_json(dict(cfg), "cfg", {})) if cfg is not None else "null"
     except TypeError as e:
@@ -202,6 +228,7 @@ def save_checkpoint(
         "rng_state": _dumps(dict(rng_state) if rng_state is not None else _random.get_rng_state()),
         "model_keys": _dumps(model_keys),
         "aliases": _dumps(aliases),
+        "computed": _dumps(computed),
         "optimizer": _dumps(optimizer_meta),
         "extra": _dumps(extra_json),
     }
@@ -213,6 +240,43 @@ def save_checkpoint(
 # ----------------------------------------------------------------------------- reading
 
 
+_FIELD_TYPES = {"cfg": (dict, type(None)), "rng_state": (dict,), "model_keys": (list,), "aliases": (dict,),
+                "computed": (list,), "optimizer": (dict, type(None)), "extra": (dict, type(None))}
+
+
+def _metadata_fields(path: str, metadata: Mapping[str, str]) -> dict[str, Any]:
+    """The JSON metadata entries, parsed and of the right types; ValueError naming the field otherwise."""
+    version = metadata.get("format_version")
+    fields: dict[str, Any] = {"computed": []}  # version 1 stores every array
+    keys = ("cfg", "step", "rng_state", "model_keys", "aliases", "optimizer", "extra")
+    for key in keys + (("computed",) if version != "1" else ()):
+        if key not in metadata:
+            raise corrupt_file_error(path, f"the metadata has no {key!r} entry")
+        try:
+            fields[key] = loads_json(metadata[key], f"the metadata entry {key!r}")
+        except ValueError as e:
+            raise corrupt_file_error(path, str(e)) from None
+        wanted = _FIELD_TYPES.get(key)
+        if wanted and not isinstance(fields[key], wanted):
+            names = " or ".join("null" if t is type(None) else f"a JSON {t.__name__}" for t in wanted)
+            raise corrupt_file_error(path, f"the metadata entry {key!r} must be {names}, "
+                                           f"got {short_repr(fields[key])}")
+    try:
+        fields["step"] = _checks.integer(fields["step"], "the stored step", minimum=0)
+    except ValueError as e:
+        raise corrupt_file_error(path, str(e)) from None
+    strings = [(key, v) for key in ("model_keys", "computed") for v in fields[key] if not isinstance(v, str)]
+    strings += [("aliases", v) for item in fields["aliases"].items() for v in item if not isinstance(v, str)]
+    if strings:
+        raise corrupt_file_error(path, f"the metadata entry {strings[0][0]!r} holds {short_repr(strings[0][1])}, "
+                                       "not a key name")
+    optimizer = fields["optimizer"]
+    if optimizer is not None and (not isinstance(optimizer.get("class"), str)
+                                  or not isinstance(optimizer.get("state_dict"), dict)):
+        raise corrupt_file_error(path, "the metadata entry 'optimizer' must hold a class name and a state_dict")
+    return fields
+
+
 def _checkpoint_contents(path: str, metadata: Mapping[str, str], arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """Parse and check a checkpoint's metadata; ValueError naming the path if anything is off."""
     if metadata.get("format") != FORMAT:
@@ -221,33 +285,21 @@ def _checkpoint_contents(path: str, metadata: Mapping[str, str], arrays: Mapping
             "in its metadata); for plain weights use load_state_dict_file or GPTModel.from_pretrained"
         )
     version = metadata.get("format_version")
-    if version != str(FORMAT_VERSION):
-        raise ValueError(f"{path} has checkpoint format version {version!r}; "
-                         f"this numpygpt reads version {FORMAT_VERSION}")
+    if version not in _READABLE_VERSIONS:
+        raise ValueError(f"{path} has checkpoint format version {short_repr(version)}; "
+                         f"this numpygpt reads versions {', '.join(_READABLE_VERSIONS)}")
     _verify_checksums(path, metadata, arrays)
+    fields = _metadata_fields(path, metadata)
 
-    fields = {}
-    for key in ("cfg", "step", "rng_state", "model_keys", "aliases", "optimizer", "extra"):
-        if key not in metadata:
-            raise corrupt_file_error(path, f"the metadata has no {key!r} entry")
-        try:
-            fields[key] = json.loads(metadata[key])
-        except json.JSONDecodeError as e:
-            raise corrupt_file_error(path, f"the metadata entry {key!r} is not valid JSON ({e})") from None
-    try:
-        fields["step"] = _checks.integer(fields["step"], "the stored step", minimum=0)
-    except ValueError as e:
-        raise corrupt_file_error(path, str(e)) from None
-
-    keys, aliases = fields["model_keys"], fields["aliases"]
-    if (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
-            or not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values())):
-        raise corrupt_file_error(path, "model_keys / aliases are malformed")
-    state_dict: OrderedDict[str, np.ndarray] = OrderedDict()
+    keys, aliases, computed = fields["model_keys"], fields["aliases"], set(fields["computed"])
+    state_dict: OrderedDict[str, np.ndarray | None] = OrderedDict()
     for key in keys:
+        if key in computed:
+            state_dict[key] = None  # a causal mask: rebuilt from the config (see _fill_masks)
+            continue
         stored = f"model.{aliases.get(key, key)}"
         if stored not in arrays:
-            raise corrupt_file_error(path, f"the array for {key} ({stored}) is missing")
+            raise corrupt_file_error(path, f"the array for {key[:120]} ({stored[:120]}) is missing")
         state_dict[key] = arrays[stored]
     fields["state_dict"] = state_dict
     try:
@@ -258,8 +310,81 @@ def _checkpoint_contents(path: str, metadata: Mapping[str, str], arrays: Mapping
         fields["optimizer"] = optimizer
         fields["cfg"] = _from_json(fields["cfg"], arrays)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise corrupt_file_error(path, f"the metadata refers to something that is not there ({e!r})") from None
+        raise corrupt_file_error(path, f"the metadata refers to something that is not there "
+                                       f"({short_repr(e)})") from None
+    if not isinstance(fields["cfg"], (dict, type(None))) or not isinstance(fields["extra"], (dict, type(None))):
+        raise corrupt_file_error(path, "the metadata entries 'cfg' and 'extra' must each be a JSON object or null")
     return fields
+
+
+def is_causal_mask(array: np.ndarray, context_length: int) -> bool:
+    """Whether `array` is exactly triu(ones(T, T), 1) for T = `context_length`, compared a few
+    rows at a time (so no (T, T) temporary is made)."""
+    T = context_length
+    if array.shape != (T, T):
+        return False
+    expected = causal_mask(T, np.float32)
+    rows = max(1, 2**22 // max(T, 1))  # about 4 million entries per comparison
+    return all(np.array_equal(array[i:i + rows], expected[i:i + rows]) for i in range(0, T, rows))
+
+
+def _check_fits(path: str, cfg: dict[str, Any] | None, state_dict: OrderedDict[str, np.ndarray | None],
+                arrays: Mapping[str, np.ndarray]) -> None:
+    """Before a model is built: the stored config describes the stored weights (the size budget,
+    then every key and shape), and every stored causal mask is exactly the config's. The masks
+    to rebuild are filled in as O(T) views."""
+    if cfg is None:
+        if any(value is None for value in state_dict.values()):
+            raise corrupt_file_error(path, "it lists computed causal masks but stores no config to compute them")
+        return
+    T = cfg["context_length"]
+    stored = {name: a.shape for name, a in arrays.items() if name.startswith("model.")}
+    check_budget(cfg, stored, f"{path}: the stored config does not fit the stored weights")
+    for key, value in state_dict.items():
+        if value is None:
+            if not _MASK_KEY.fullmatch(key):
+                raise corrupt_file_error(path, f"it lists {key[:120]} as computed, but only causal masks are")
+            state_dict[key] = causal_mask(T)
+    check_keys(f"{path}: the stored weights do not fit the stored config", state_dict, state_dict_shapes(cfg),
+               optional=set())
+    bad = [key for key, value in state_dict.items() if _MASK_KEY.fullmatch(key) and not is_causal_mask(value, T)]
+    if bad:
+        raise ValueError(f"{path}: {listed(bad)} is not the causal mask triu(ones({T}, {T}), 1) of the "
+                         f"config's context_length {T}; numpygpt refuses a changed mask")
+
+
+def _fill_masks(model: Module, state_dict: OrderedDict[str, Any]) -> None:
+    """Put the model's own causal masks (O(T) views) in place of the stored or rebuilt ones, so loading
+    shares them rather than copying a (T, T) array into each block."""
+    own = model.state_dict()
+    for key in state_dict:
+        if _MASK_KEY.fullmatch(key) and key in own and own[key].shape == state_dict[key].shape:
+            state_dict[key] = causal_mask(own[key].shape[0], own[key].dtype)
+
+
+_NUMBER_SETTINGS = ("lr", "weight_decay", "eps", "momentum", "dampening", "initial_lr")
+
+
+def _check_optimizer_settings(path: str, saved: Mapping[str, Any] | None) -> None:
+    """ValueError naming a stored optimizer setting that is not a number (`lr: null`, `betas: "x"`)."""
+    if saved is None:
+        return
+    groups = saved["state_dict"].get("param_groups")
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise corrupt_file_error(path, f"the optimizer's param_groups must be a list of dicts, got {short_repr(groups)}")
+    for i, group in enumerate(groups):
+        for key in _NUMBER_SETTINGS:
+            if key in group and not _is_finite_number(group[key]):
+                raise corrupt_file_error(path, f"the optimizer's param_groups[{i}][{key!r}] must be a finite "
+                                               f"number, got {short_repr(group[key])}")
+        betas = group.get("betas", (0.9, 0.999))
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(map(_is_finite_number, betas)):
+            raise corrupt_file_error(path, f"the optimizer's param_groups[{i}]['betas'] must be two numbers, "
+                                           f"got {short_repr(betas)}")
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def _model_for(path: str, model: Module | None, cfg: dict[str, Any] | None,
@@ -269,7 +394,8 @@ def _model_for(path: str, model: Module | None, cfg: dict[str, Any] | None,
     if model is None:
         if cfg is None:
             raise ValueError(f"{path} stores no model config; pass the model to load into")
-        return build_model(cfg, stored_dtype(state_dict))
+        weights = {k: a for k, a in state_dict.items() if not _MASK_KEY.fullmatch(k)}  # the masks are rebuilt
+        return build_model(cfg, stored_dtype(weights))
     if cfg is not None and getattr(model, "cfg", None) is not None:
         differ = [k for k in sorted(set(cfg) | set(model.cfg)) if k != "drop_rate" and cfg.get(k) != model.cfg.get(k)]
         if differ:
@@ -311,7 +437,9 @@ def load_checkpoint(
 
     Errors: FileNotFoundError for a missing file; ValueError naming the path
     for a truncated or corrupt file, and naming the keys for a config or
-    state_dict that does not fit. Either everything loads or nothing changes.
+    state_dict that does not fit. The stored config is checked against the
+    stored tensors (the size budget in the module docstring) before a model is
+    built. Either everything loads or nothing changes.
     """
     path = os.fspath(path)
     metadata, arrays = read_safetensors(path, "checkpoint")
@@ -324,8 +452,11 @@ def load_checkpoint(
             cfg = validate_config(stored_cfg)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{path}: the stored model config is invalid: {e}") from None
-    model = _model_for(path, model, cfg, state_dict)
+    _check_fits(path, cfg, state_dict, arrays)  # before a model of the stored config's size is built
     saved_optimizer = contents["optimizer"]
+    _check_optimizer_settings(path, saved_optimizer)
+    model = _model_for(path, model, cfg, state_dict)
+    _fill_masks(model, state_dict)
     _check_optimizer(path, optimizer, saved_optimizer)
 
     rng_state = contents["rng_state"]
@@ -337,7 +468,7 @@ def load_checkpoint(
     if restore_rng:
         try:
             _random.Generator().set_state(rng_state)
-        except ValueError as e:
+        except (TypeError, ValueError) as e:
             raise corrupt_file_error(path, f"the stored generator state is invalid ({e})") from None
 
     previous = OrderedDict(model.state_dict())
@@ -365,11 +496,12 @@ def load_checkpoint(
 
 
 def load_model(weights: PathLike | None = None, checkpoint: PathLike | None = None,
-               restore_rng: bool = False) -> Module:
+               restore_rng: bool = False, follow_symlinks: bool = False) -> Module:
     """A trained GPT from a Hugging Face GPT-2 directory (`weights`) or a numpygpt training checkpoint,
-    as the commands' `--weights DIR` / `--checkpoint FILE` give it (exactly one of the two)."""
+    as the commands' `--weights DIR` / `--checkpoint FILE` give it (exactly one of the two).
+    `follow_symlinks` lets the directory's files link outside it (see `hf.py`)."""
     if (weights is None) == (checkpoint is None):
         raise ValueError("give either weights (a Hugging Face GPT-2 directory) or checkpoint (a numpygpt checkpoint)")
     if weights is not None:
-        return GPTModel.from_pretrained(weights)
+        return GPTModel.from_pretrained(weights, follow_symlinks=follow_symlinks)
     return load_checkpoint(checkpoint, restore_rng=restore_rng)["model"]

@@ -91,7 +91,8 @@ def _note_cropped(n_tokens: int, context_length: int) -> None:
 
 def _generate_trained(args: argparse.Namespace, tokenizer, encoded: list[int]) -> int:
     """Stream a continuation from real weights (a Hugging Face directory) or a training checkpoint."""
-    model = load_model(args.weights, args.checkpoint, restore_rng=True).eval()
+    model = load_model(args.weights, args.checkpoint, restore_rng=True,
+                       follow_symlinks=args.follow_symlinks).eval()
     ctx = model.cfg["context_length"]
     _note_cropped(len(encoded), ctx)
     eos = tokenizer.eot_token if args.stop_at_eos else None
@@ -150,7 +151,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _model(args: argparse.Namespace) -> GPTModel:
     """The model a cross-checking command works on: real weights, a checkpoint, or a seeded config."""
     if args.weights or args.checkpoint:
-        model = load_model(args.weights, args.checkpoint, restore_rng=True)
+        model = load_model(args.weights, args.checkpoint, restore_rng=True, follow_symlinks=args.follow_symlinks)
     else:
         cfg = validate_config(read_json(args.config, "config")) if args.config.endswith(".json") \
             else get_config(args.config)
@@ -262,6 +263,8 @@ def _add_model_source(p: argparse.ArgumentParser) -> None:
     src.add_argument("--config", default="gpt2-small",
                      help="a randomly initialised GPT of this size, or a config .json file (default gpt2-small)")
     p.add_argument("--seed", type=int, default=0, help="the seed of the random initialisation (default 0)")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="let the --weights directory's files be symlinks to places outside it (refused by default)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
 
 
@@ -322,7 +325,7 @@ def _cmd_gradflow(args: argparse.Namespace) -> int:
 def _cmd_attention(args: argparse.Namespace) -> int:
     from .attention import main as attention_main
     return attention_main(args.text, weights=args.weights, checkpoint=args.checkpoint, out=args.out,
-                          layers=args.layers, heads=args.heads)
+                          layers=args.layers, heads=args.heads, follow_symlinks=args.follow_symlinks)
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
@@ -356,6 +359,8 @@ def _add_seeing_commands(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--weights", metavar="DIR", help="a Hugging Face GPT-2 directory")
     src.add_argument("--checkpoint", metavar="FILE", help="a numpygpt training checkpoint")
     a.add_argument("--out", default="attention.png", help="the PNG to write (default attention.png)")
+    a.add_argument("--follow-symlinks", action="store_true",
+                   help="let the --weights directory's files be symlinks to places outside it (refused by default)")
     a.add_argument("--layers", help="only these layers, comma separated (e.g. 0,5,11)")
     a.add_argument("--heads", help="only these heads, comma separated")
     a.set_defaults(func=_cmd_attention)
@@ -417,6 +422,8 @@ def _add_generate_commands(sub: argparse._SubParsersAction) -> None:
     src = g.add_mutually_exclusive_group()
     src.add_argument("--weights", metavar="DIR", help="a Hugging Face GPT-2 directory (config.json + model.safetensors)")
     src.add_argument("--checkpoint", metavar="PATH", help="a numpygpt training checkpoint")
+    g.add_argument("--follow-symlinks", action="store_true",
+                   help="let the --weights directory's files be symlinks to places outside it (refused by default)")
     g.add_argument("--max-new-tokens", type=_NON_NEGATIVE, default=None,
                    help="tokens to generate (default 6 for the demo, 50 with --weights/--checkpoint)")
     g.add_argument("--seed", type=_NON_NEGATIVE, default=123,

@@ -10,7 +10,8 @@ A config is a plain dict, as in the seed:
     drop_rate       dropout rate, in [0, 1)
     qkv_bias        bias in the query/key/value projections (OpenAI's weights have one)
 
-and two optional keys, `ln_eps` (the LayerNorm epsilon, 1e-5) and
+and two optional keys, `ln_eps` (the LayerNorm epsilon, 1e-5; a positive finite
+number, since LayerNorm divides by sqrt(var + eps)) and
 `tie_embeddings` (out_head shares tok_emb's weight, as OpenAI's GPT-2 does;
 False). The model, the checkpoints and the Hugging Face converters all read
 configs through `validate_config`, so the rules are written once, here.
@@ -34,6 +35,8 @@ __all__ = [
     "get_config",
     "validate_config",
     "require_keys",
+    "short_repr",
+    "listed",
 ]
 
 GPT_CONFIG_124M: dict[str, Any] = {
@@ -82,20 +85,43 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
                          f"(a GPT config needs {', '.join(REQUIRED_KEYS)})")
     unknown = [k for k in cfg if k not in REQUIRED_KEYS and k not in OPTIONAL_KEYS]
     if unknown:
-        raise ValueError(f"config has unknown key(s): {', '.join(unknown)}")
+        raise ValueError(f"config has unknown key(s): {listed(unknown)}")
     out = {**OPTIONAL_KEYS, **cfg}
     for k in _SIZES:
-        out[k] = _checks.integer(out[k], f"config[{k!r}]")
+        if not _checks.is_integer(out[k]):  # a float, a string, a bool, None, a list, ...
+            raise _checks.NotAnIntegerError(f"config[{k!r}] must be a positive integer, got {short_repr(out[k])}")
+        if out[k] < 1:
+            raise ValueError(f"config[{k!r}] must be a positive integer, got {out[k]!r}")
+        out[k] = int(out[k])
     if out["emb_dim"] % out["n_heads"]:
         raise ValueError(f"config: emb_dim ({out['emb_dim']}) must be divisible by n_heads ({out['n_heads']})")
-    if not isinstance(out["drop_rate"], (int, float)) or not 0 <= out["drop_rate"] < 1:
-        raise ValueError(f"config['drop_rate'] must be a number in [0, 1), got {out['drop_rate']!r}")
+    if not _is_real(out["drop_rate"]) or not 0 <= out["drop_rate"] < 1:
+        raise ValueError(f"config['drop_rate'] must be a number in [0, 1), got {short_repr(out['drop_rate'])}")
     for k in ("qkv_bias", "tie_embeddings"):
         if not isinstance(out[k], (bool, np.bool_)):
-            raise ValueError(f"config[{k!r}] must be True or False, got {out[k]!r}")
-    if not isinstance(out["ln_eps"], (int, float)) or out["ln_eps"] <= 0:
-        raise ValueError(f"config['ln_eps'] must be a positive number, got {out['ln_eps']!r}")
+            raise ValueError(f"config[{k!r}] must be True or False, got {short_repr(out[k])}")
+    eps = out["ln_eps"]
+    # LayerNorm divides by sqrt(var + eps): NaN, infinity or eps <= 0 would give NaN or 0 everywhere
+    if not _is_real(eps) or not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"config['ln_eps'] must be a positive finite number, got {short_repr(eps)}")
     return out
+
+
+def _is_real(value: Any) -> bool:
+    """True for Python and NumPy ints and floats; False for bools (which Python counts as ints)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def short_repr(value: Any) -> str:
+    """`repr(value)`, cut to about 80 characters (a hostile file may hold a huge value)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def listed(names: list[Any], limit: int = 10, sep: str = ", ") -> str:
+    """The first `limit` names joined by `sep`, then "... and N more" (so a message stays short)."""
+    shown = sep.join(n[:120] if isinstance(n, str) else short_repr(n) for n in names[:limit])
+    return shown if len(names) <= limit else f"{shown} ... and {len(names) - limit:,} more"
 
 
 def require_keys(cfg: Mapping[str, Any], who: str, *keys: str) -> None:

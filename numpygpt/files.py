@@ -16,7 +16,19 @@ then the raw bytes. Reading one reads numbers and text and never runs code
 Writes are atomic: the file is written under a temporary name in the target's
 directory, flushed to disk with `os.fsync`, and only then renamed over the
 target (`os.replace`), so a write that fails or is killed midway leaves the
-previous file as it was. The new file keeps the old one's permissions.
+previous file as it was. The new file keeps the old one's permissions. The
+temporary name is ".<name>.<pid>.<8 random characters>.tmp"; a process killed
+mid-write (SIGKILL) leaves one behind, and the next write to the same target
+removes it once it is over a minute old and process <pid> is gone
+(`remove_stale_temporaries`; nothing else in the directory is touched).
+
+Reading never trusts a file's sizes: safetensors checks that the header's byte
+ranges cover the file exactly, so the arrays read are at most the file's size;
+dtypes NumPy lacks (float8) are a ValueError naming the tensor; JSON (configs,
+checkpoint metadata) may nest at most `MAX_NESTING` levels, checked without
+recursion. The size budget that ties a stored config to the stored tensors is
+checked by the loaders that read a config (`checkpoint.py`, `hf.py`, see
+`hf.check_budget`); a plain state_dict file has no config and is only read.
 """
 
 from __future__ import annotations
@@ -24,9 +36,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import struct
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +59,10 @@ __all__ = [
     "read_safetensors",
     "write_json",
     "read_json",
+    "loads_json",
+    "check_nesting",
+    "check_regular_file",
+    "remove_stale_temporaries",
     "corrupt_file_error",
     "as_array",
     "stored_dtype",
@@ -80,7 +98,9 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: it is a directory")
     mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    remove_stale_temporaries(path)
+    # ".<name>.<pid>.<random>.tmp": the writer's pid tells a later write whether the writer is gone
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp", dir=directory)
     os.close(fd)
     try:
         write(tmp)
@@ -94,6 +114,52 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
             os.remove(tmp)
         raise
     _fsync_directory(directory)
+
+
+# A temporary file is stale when it is older than this and its writer is no longer running.
+STALE_AFTER_SECONDS = 60.0
+
+
+def _process_is_running(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True        # it exists but belongs to someone else (or the number is not a pid: keep it)
+    return True
+
+
+def remove_stale_temporaries(path: PathLike) -> list[str]:
+    """Remove the temporaries `atomic_write` left beside `path` when its process was killed.
+
+    Only names of atomic_write's own pattern for this very target are considered,
+    ".<name>.<pid>.<8 random characters>.tmp", and one is removed only if it is
+    more than `STALE_AFTER_SECONDS` old (a live writer keeps its file fresh) and
+    the process `pid` no longer runs. Anything else in the directory is left
+    alone. Returns the paths removed.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(re.escape(f".{os.path.basename(path)}.") + r"(\d{1,10})\.[a-z0-9_]{8}\.tmp")
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or _process_is_running(int(match.group(1))):
+            continue
+        candidate = os.path.join(directory, name)
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove
+            info = os.lstat(candidate)
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_AFTER_SECONDS:
+                os.remove(candidate)
+                removed.append(candidate)
+    return removed
 
 
 def _fsync_directory(directory: str) -> None:
@@ -118,6 +184,7 @@ def write_safetensors(path: PathLike, arrays: Mapping[str, np.ndarray], metadata
 
 def write_json(path: PathLike, obj: Any) -> None:
     """Atomically write `obj` as indented JSON (a temporary file, fsynced, then renamed)."""
+    check_nesting(obj, f"the JSON for {os.fspath(path)}")
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
     def write(tmp: str) -> None:
@@ -151,13 +218,51 @@ def check_regular_file(path: PathLike, what: str) -> str:
     return path
 
 
+# JSON numpygpt reads or writes (configs, checkpoint metadata) may nest lists and dicts this deep.
+MAX_NESTING = 100
+
+
+def check_nesting(value: Any, what: str, limit: int = MAX_NESTING) -> None:
+    """ValueError if lists, tuples and dicts inside `value` nest deeper than `limit` levels.
+
+    Walked with an explicit stack, not recursion, so a hostile value cannot exhaust
+    Python's stack here; a value that contains itself is reported as too deep.
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children = list(item.keys()) + list(item.values())
+        elif isinstance(item, (list, tuple)):
+            children = list(item)
+        else:
+            continue
+        if depth > limit:
+            raise ValueError(f"{what} is nested deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def loads_json(text: str, what: str) -> Any:
+    """`json.loads(text)`, with ValueError naming `what` for text that is not JSON or nests too deep."""
+    try:
+        value = json.loads(text)
+    except RecursionError:  # the JSON decoder recurses once per level
+        raise ValueError(f"{what} is nested deeper than {MAX_NESTING} levels") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} is not valid JSON: {e}") from None
+    check_nesting(value, what)
+    return value
+
+
 def read_json(path: PathLike, what: str) -> Any:
-    """The contents of a JSON file; FileNotFoundError naming `what`, ValueError for text that is not JSON."""
+    """The contents of a JSON file; FileNotFoundError naming `what`, ValueError for text that is
+    not JSON or nests deeper than `MAX_NESTING` levels."""
     path = Path(check_regular_file(path, what))
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
+    return loads_json(text, str(path))
 
 
 def _read_bfloat16(path: str, name: str) -> np.ndarray:
@@ -175,6 +280,10 @@ def _read_bfloat16(path: str, name: str) -> np.ndarray:
     return bits.view(np.float32).reshape(entry["shape"])
 
 
+# safetensors dtypes numpygpt reads: floats (BF16 is widened to float32), integers and booleans
+READABLE_DTYPES = ("F32", "F64", "F16", "BF16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL")
+
+
 def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str], OrderedDict[str, np.ndarray]]:
     """(metadata, name -> array) from a safetensors file, or a clear error.
 
@@ -189,13 +298,13 @@ def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str]
             metadata = dict(f.metadata() or {})
             for name in f.keys():
                 dtype = f.get_slice(name).get_dtype()
+                if dtype not in READABLE_DTYPES:  # float8 and the like: NumPy has no such dtype
+                    raise ValueError(f"{path}: tensor {name[:80]!r} has dtype {dtype[:20]}; numpygpt reads "
+                                     f"{', '.join(READABLE_DTYPES)} tensors")
                 if dtype == "BF16":
                     arrays[name] = _read_bfloat16(path, name)
                     continue
-                try:
-                    array = f.get_tensor(name)
-                except TypeError as e:  # a dtype NumPy does not have (float8, ...)
-                    raise ValueError(f"{path}: tensor {name!r} has dtype {dtype}, which numpygpt cannot read") from e
+                array = f.get_tensor(name)
                 arrays[name] = array if array.flags.writeable else array.copy()
     except SafetensorError as e:  # a header too short, too long or not JSON; byte ranges not covering the file
         raise corrupt_file_error(path, f"not a readable safetensors file ({e})") from None

@@ -17,6 +17,24 @@ Hugging Face counterpart, its shape, whether it is stored transposed and which
 third of c_attn it is; both converters and their shape checks are driven by
 it, so a new weight is one new line there. The weights are read from
 safetensors files with NumPy; a pytorch_model.bin (a pickle) is refused.
+
+Size budget. A file's config is checked against its tensors before any model
+is built: `check_budget` refuses a config whose model would hold more
+parameters than the file(s) store numbers (a tied lm_head and the causal
+masks, which numpygpt builds itself, may be absent), or more blocks than the
+file stores, naming the config's sizes. Then every stored tensor must have
+exactly the shape the config implies (`check_keys`). So loading a directory
+never allocates much more than its weights: a config.json claiming
+n_layer 10**8 or n_positions 10**6 beside a small model.safetensors is a
+ValueError at once. The causal masks are O(T) views (`functional.causal_mask`).
+
+Symlinks. config.json, model.safetensors, the index and its shards may be
+symlinks only into the model directory itself or, for a Hugging Face hub cache
+snapshot (`models--ORG--NAME/snapshots/REV/`), into that same repository's
+`blobs/` directory, which is where the hub's snapshot links point. A link
+anywhere else is a ValueError naming the file and its target, unless
+`read_directory(path, follow_symlinks=True)` (or
+`GPTModel.from_pretrained(path, follow_symlinks=True)`) allows it.
 """
 
 from __future__ import annotations
@@ -30,7 +48,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .config import validate_config
+from . import _checks
+from .config import listed, short_repr, validate_config
 from .functional import causal_mask
 from .files import PathLike, as_array, read_json, read_safetensors, stored_dtype, write_json, write_safetensors
 
@@ -41,6 +60,10 @@ __all__ = [
     "state_dict_to_hf",
     "read_directory",
     "write_directory",
+    "parameter_count",
+    "check_budget",
+    "check_keys",
+    "state_dict_shapes",
 ]
 
 # ----------------------------------------------------------------------------- configs
@@ -58,6 +81,36 @@ _HF_DEFAULTS: dict[str, Any] = {
 }
 # Both are the tanh approximation numpygpt's GELU computes.
 _TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")
+
+
+_HF_SIZES = ("vocab_size", "n_positions", "n_embd", "n_head", "n_layer")
+_HF_FLAGS = ("scale_attn_weights", "add_cross_attention", "reorder_and_upcast_attn",
+             "scale_attn_by_inverse_layer_idx", "tie_word_embeddings")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_hf_types(hf: Mapping[str, Any]) -> None:
+    """TypeError naming the first config.json value of the wrong type ("n_embd": "768", 7.5, true, a list ...)."""
+    def wrong(key: str, wanted: str) -> TypeError:
+        return TypeError(f"GPT-2 config: {key} must be {wanted}, got {short_repr(hf[key])}")
+
+    for key in _HF_SIZES:
+        if not _checks.is_integer(hf[key]):
+            raise wrong(key, "a positive integer")
+    if hf["n_inner"] is not None and not _checks.is_integer(hf["n_inner"]):
+        raise wrong("n_inner", "an integer or null")
+    for key in _HF_FLAGS:
+        if not isinstance(hf[key], bool):
+            raise wrong(key, "true or false")
+    if not isinstance(hf["activation_function"], str):
+        raise wrong("activation_function", "a string")
+    if not _is_number(hf["layer_norm_epsilon"]):
+        raise wrong("layer_norm_epsilon", "a number")
+    if hf.get("resid_pdrop") is not None and not _is_number(hf["resid_pdrop"]):
+        raise wrong("resid_pdrop", "a number or null")
 
 
 def hf_config_to_cfg(hf_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,11 +137,12 @@ def hf_config_to_cfg(hf_config: Mapping[str, Any]) -> dict[str, Any]:
         hf["n_positions"] = hf["n_ctx"]
     model_type = hf.get("model_type", "gpt2")
     if model_type != "gpt2":
-        raise ValueError(f"config has model_type {model_type!r}; "
+        raise ValueError(f"config has model_type {short_repr(model_type)}; "
                          "numpygpt converts GPT-2 configs only (model_type 'gpt2')")
-    missing = [k for k in ("vocab_size", "n_positions", "n_embd", "n_head", "n_layer") if hf.get(k) is None]
+    missing = [k for k in _HF_SIZES if hf.get(k) is None]
     if missing:
         raise ValueError(f"GPT-2 config is missing {', '.join(missing)}")
+    _check_hf_types(hf)
 
     problems = []
     if hf["activation_function"] not in _TANH_GELUS:
@@ -244,9 +298,10 @@ def _shape(w: _Weight, cfg: Mapping[str, Any], hf: bool = False) -> tuple[int, .
     return shape
 
 
-def _check_keys(what: str, given: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]],
+def check_keys(what: str, given: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]],
                 optional: set[str], names: Mapping[str, str] | None = None) -> None:
-    """ValueError naming every missing, unexpected or misshapen key (`names` maps to the caller's spelling)."""
+    """ValueError naming the missing, unexpected or misshapen keys (`names` maps to the caller's
+    spelling); each list shows its first ten entries, then "... and N more"."""
     names = names or {}
     missing = [k for k in expected if k not in given and k not in optional]
     unexpected = [names.get(k, k) for k in given if k not in expected]
@@ -254,13 +309,59 @@ def _check_keys(what: str, given: Mapping[str, np.ndarray], expected: Mapping[st
                  for k, a in given.items() if k in expected and tuple(a.shape) != expected[k]]
     problems = []
     if missing:
-        problems.append("missing keys: " + ", ".join(missing))
+        problems.append("missing keys: " + listed(missing))
     if unexpected:
-        problems.append("unexpected keys: " + ", ".join(unexpected))
+        problems.append("unexpected keys: " + listed(unexpected))
     if misshapen:
-        problems.append("wrong shapes: " + "; ".join(misshapen))
+        problems.append("wrong shapes: " + listed(misshapen, sep="; "))
     if problems:
         raise ValueError(f"{what}:\n  " + "\n  ".join(problems))
+
+
+# ----------------------------------------------------------------------------- the size budget
+
+
+def parameter_count(cfg: Mapping[str, Any]) -> int:
+    """The parameters of `GPTModel(cfg)`, worked out from the table alone (no loop over the blocks):
+    each row's shape, times n_layers for a block's row; a tied out_head and the masks count 0."""
+    cfg = validate_config(cfg)
+    total = 0
+    for w in _ours(list(_WEIGHTS), cfg):
+        if w.hf is None or (w.ours == "out_head.weight" and cfg["tie_embeddings"]):
+            continue           # the causal mask is a buffer numpygpt builds; a tied head is tok_emb's array
+        total += int(np.prod(_shape(w, cfg), dtype=object)) * (cfg["n_layers"] if "{i}" in w.ours else 1)
+    return total
+
+
+_BLOCK_NUMBER = re.compile(r"(?:^|\.)(?:trf_blocks|h)\.(\d+)\.")
+
+
+def check_budget(cfg: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], what: str) -> None:
+    """ValueError unless the model `cfg` describes fits in what a file stores (`shapes`: name -> shape).
+
+    The budget: the model may hold no more parameters than the file stores numbers
+    (`parameter_count(cfg)` <= the sum of the stored sizes), and no more blocks than
+    the names `trf_blocks.N.` / `h.N.` number. Checked with arithmetic only, before
+    anything the size of the model is allocated, so a config that claims 10**8
+    layers or a context of 10**6 beside a small file fails at once, naming its sizes.
+    """
+    cfg = validate_config(cfg)
+    sizes = ", ".join(f"{k} {cfg[k]:,}" for k in ("vocab_size", "context_length", "emb_dim", "n_layers"))
+    _check_block_count(cfg, shapes, what)
+    need = parameter_count(cfg)
+    stored = sum(int(np.prod(shape, dtype=object)) for shape in shapes.values())
+    if need > stored:
+        unit = next(u for u in ("TiB", "GiB", "MiB", "KiB", "B") if need * 4 >= 2 ** (10 * "BKMGT".index(u[0])))
+        raise ValueError(f"{what}: the config ({sizes}) describes {need:,} parameters "
+                         f"({need * 4 / 2 ** (10 * 'BKMGT'.index(unit[0])):,.1f} {unit} in float32), "
+                         f"but the file stores only {stored:,} "
+                         "numbers; the config does not describe these weights")
+
+
+def state_dict_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """name -> shape of every entry of `GPTModel(cfg).state_dict()`, masks included, from the table."""
+    cfg = validate_config(cfg)
+    return {w.ours: _shape(w, cfg) for w in _ours(_rows(cfg), cfg)}
 
 
 def _t(array: np.ndarray) -> np.ndarray:
@@ -294,7 +395,17 @@ def _hf_arrays(hf_sd: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[st
     return weights, spelled
 
 
-def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> OrderedDict[str, np.ndarray]:
+def _check_block_count(cfg: Mapping[str, Any], names: Any, what: str) -> None:
+    """ValueError when the config has more blocks than `names` number: the key checks that follow
+    loop over the config's blocks, so a config claiming 10**8 of them must stop here."""
+    blocks = {int(m.group(1)) for name in names if (m := _BLOCK_NUMBER.search(name))}
+    if cfg["n_layers"] > len(blocks):
+        raise ValueError(f"{what}: the config has n_layers {cfg['n_layers']:,}, but the weights hold "
+                         f"{len(blocks):,} block(s); the config does not describe these weights")
+
+
+def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any],
+                     mask_dtype: Any = None, copy: bool = True) -> OrderedDict[str, np.ndarray]:
     """Hugging Face GPT-2 weights -> a `GPTModel(cfg)` state_dict (loads with strict=True).
 
     Keys may carry the "transformer." prefix (`GPT2LMHeadModel`) or not
@@ -311,17 +422,23 @@ def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> Ordere
     With `cfg["tie_embeddings"]` (HF's default) lm_head.weight may be absent;
     if present it must equal wte. With `qkv_bias=False` the c_attn bias must be
     all zeros. Missing, unexpected or misshapen keys raise ValueError naming them.
-    Arrays keep their dtype; values may be ndarrays or CPU torch tensors.
+    Arrays keep their dtype; values may be ndarrays or CPU torch tensors. The masks
+    are O(T) read-only views in `mask_dtype` (by default wte's float dtype, else
+    float32): give the dtype of the model they go into, so loading shares them.
+    The result never shares memory with `hf_sd` unless `copy=False`: then arrays
+    that need no transpose are passed on as they are (if C-contiguous), for a
+    caller whose arrays are its own, fresh from a file (`read_directory`).
     """
     cfg = validate_config(cfg)
     weights, spelled = _hf_arrays(hf_sd)
+    _check_block_count(cfg, weights, "Hugging Face GPT-2 weights do not fit the config")
     rows, hf_rows = _ours(_rows(cfg), cfg), _rows(cfg, hf_order=True)
     # HF weights with no numpygpt counterpart under this config (c_attn.bias without qkv_bias): zeros, if present
     used = {w.hf for w in rows}
     unused = {w.hf: w.only_if for w in hf_rows if w.hf and w.hf not in used}
     optional = set(unused) | ({"lm_head.weight"} if cfg["tie_embeddings"] else set())
     expected = {w.hf: _shape(w, cfg, hf=True) for w in hf_rows if w.hf}
-    _check_keys("Hugging Face GPT-2 weights do not fit the config", weights, expected, optional, spelled)
+    check_keys("Hugging Face GPT-2 weights do not fit the config", weights, expected, optional, spelled)
 
     wte = weights["wte.weight"]
     if cfg["tie_embeddings"] and "lm_head.weight" in weights and not np.array_equal(weights["lm_head.weight"], wte):
@@ -330,7 +447,8 @@ def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> Ordere
     for name, flag in unused.items():
         if name in weights and np.any(weights[name]):
             raise ValueError(f"{spelled[name]} is not zero, but the config has {flag}=False")
-    mask_dtype = wte.dtype if wte.dtype.kind == "f" else np.dtype(np.float32)
+    if mask_dtype is None:
+        mask_dtype = wte.dtype if wte.dtype.kind == "f" else np.dtype(np.float32)
 
     C = cfg["emb_dim"]
     sd: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -343,7 +461,7 @@ def hf_to_state_dict(hf_sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> Ordere
             array = weights[w.hf]
             if w.qkv is not None:
                 array = array[..., w.qkv * C:(w.qkv + 1) * C]  # its third of c_attn: x @ c_attn.weight = [q | k | v]
-            sd[w.ours] = _t(array) if w.conv1d else _c(array)
+            sd[w.ours] = _t(array) if w.conv1d else _c(array) if copy else np.ascontiguousarray(array)
     return sd
 
 
@@ -365,7 +483,7 @@ def state_dict_to_hf(sd: Mapping[str, Any], cfg: Mapping[str, Any]) -> OrderedDi
     ours = {key: as_array(value, key) for key, value in sd.items()}
     rows = _ours(_rows(cfg), cfg)
     optional = {w.ours for w in rows if w.hf is None} | ({"out_head.weight"} if cfg["tie_embeddings"] else set())
-    _check_keys("state_dict does not fit the config", ours, {w.ours: _shape(w, cfg) for w in rows}, optional)
+    check_keys("state_dict does not fit the config", ours, state_dict_shapes(cfg), optional)
     if (cfg["tie_embeddings"] and "out_head.weight" in ours and ours["out_head.weight"] is not ours["tok_emb.weight"]
             and not np.array_equal(ours["out_head.weight"], ours["tok_emb.weight"])):
         raise ValueError("out_head.weight differs from tok_emb.weight, but the config ties them (tie_embeddings=True)")
@@ -397,25 +515,55 @@ _SAFE_INDEX = "model.safetensors.index.json"
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
-def _read_weights(directory: Path) -> dict[str, np.ndarray]:
+def _allowed_roots(directory: Path) -> list[Path]:
+    """Where the files of `directory` may point: inside it, and for a hub cache snapshot
+    (models--ORG--NAME/snapshots/REV) inside that repository's blobs/ directory."""
+    real = directory.resolve()
+    roots = [real]
+    if real.parent.name == "snapshots" and real.parent.parent.name.startswith("models--"):
+        roots.append(real.parent.parent / "blobs")
+    return roots
+
+
+def _check_link(directory: Path, file: Path, follow_symlinks: bool) -> Path:
+    """`file`, unless it is a symlink that leads outside the directory (see the module docstring)."""
+    if follow_symlinks or not file.is_symlink():
+        return file
+    target = file.resolve()
+    if not any(target == root or root in target.parents for root in _allowed_roots(directory)):
+        raise ValueError(f"{file} is a symlink to {target}, outside the model directory {directory}; "
+                         "numpygpt does not follow it (pass follow_symlinks=True, or --follow-symlinks on the command line, to allow links out)")
+    return file
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    """The name -> shard file map of a model.safetensors.index.json, checked."""
+    content = read_json(index, "shard index")
+    weight_map = content.get("weight_map") if isinstance(content, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in weight_map.items()):
+        raise ValueError(f"{index} has no valid weight_map (a JSON object mapping tensor names to shard files)")
+    return weight_map
+
+
+def _read_weights(directory: Path, follow_symlinks: bool = False) -> dict[str, np.ndarray]:
     """All weights of a HF model directory: model.safetensors, or the shards its index lists."""
     single, index = directory / _SAFE_WEIGHTS, directory / _SAFE_INDEX
-    if single.is_file():
-        return dict(read_safetensors(single, "weights file")[1])
-    if index.is_file():
-        weight_map = read_json(index, "shard index").get("weight_map")
-        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-            raise ValueError(f"{index} has no valid weight_map (name -> shard file)")
+    if single.is_file() or single.is_symlink():
+        return dict(read_safetensors(_check_link(directory, single, follow_symlinks), "weights file")[1])
+    if index.is_file() or index.is_symlink():
+        weight_map = _weight_map(_check_link(directory, index, follow_symlinks))
         weights: dict[str, np.ndarray] = {}
         for shard in sorted(set(weight_map.values())):
-            if Path(shard).name != shard:
-                raise ValueError(f"{index} names a shard outside the directory: {shard!r}")
-            arrays = read_safetensors(directory / shard, "weights shard")[1]
-            listed = [name for name, file in weight_map.items() if file == shard]
-            absent = [name for name in listed if name not in arrays]
+            if Path(shard).name != shard or shard in ("", ".", ".."):
+                raise ValueError(f"{index} names a shard outside the directory: {short_repr(shard)}")
+            shard_path = _check_link(directory, directory / shard, follow_symlinks)
+            arrays = read_safetensors(shard_path, "weights shard")[1]
+            listed_here = [name for name, file in weight_map.items() if file == shard]
+            absent = [name for name in listed_here if name not in arrays]
             if absent:
-                raise ValueError(f"{directory / shard} lacks {', '.join(absent)}, which {index.name} places there")
-            weights.update((name, arrays[name]) for name in listed)
+                raise ValueError(f"{shard_path} lacks {listed(absent)}, which {index.name} places there")
+            weights.update((name, arrays[name]) for name in listed_here)
         return weights
     pickled = [name for name in _PICKLE_WEIGHTS if (directory / name).exists()]
     if pickled:
@@ -427,14 +575,19 @@ def _read_weights(directory: Path) -> dict[str, np.ndarray]:
     raise FileNotFoundError(f"no {_SAFE_WEIGHTS} or {_SAFE_INDEX} in {directory}")
 
 
-def read_directory(path: PathLike) -> tuple[dict[str, Any], OrderedDict[str, np.ndarray], np.dtype]:
+def read_directory(path: PathLike, follow_symlinks: bool = False,
+                   dtype: Any = None) -> tuple[dict[str, Any], OrderedDict[str, np.ndarray], np.dtype]:
     """(cfg, state_dict, dtype) from a Hugging Face GPT-2 directory (config.json + model.safetensors).
 
     Sharded checkpoints (model.safetensors.index.json and its shards) are read
     too. `cfg` is the checked numpygpt config, `state_dict` the weights as a
     `GPTModel(cfg)` state_dict, `dtype` the checkpoint's: float64 if every
     weight is float64, else float32 (float16 and bfloat16 are widened).
-    pytorch_model.bin (a pickle) is refused. Errors name the file at fault.
+    The config must fit the stored tensors (`check_budget`, then exact shapes)
+    before anything else is built. The causal masks are O(T) views in `dtype`
+    if given (the dtype of the model they will load into), else the checkpoint's.
+    Symlinks out of the directory are refused unless `follow_symlinks` (see the
+    module docstring). pytorch_model.bin (a pickle) is refused. Errors name the file at fault.
     """
     directory = Path(os.fspath(path))
     if not directory.exists():
@@ -442,23 +595,27 @@ def read_directory(path: PathLike) -> tuple[dict[str, Any], OrderedDict[str, np.
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory} is not a directory; from_pretrained expects a directory "
                                  "holding config.json and model.safetensors")
-    hf_config = read_json(directory / "config.json", "config.json")
+    config_path = _check_link(directory, directory / "config.json", follow_symlinks)
+    hf_config = read_json(config_path, "config.json")
     if not isinstance(hf_config, dict):
-        raise ValueError(f"{directory / 'config.json'} does not hold a JSON object")
+        raise ValueError(f"{config_path} does not hold a JSON object")
     model_type = hf_config.get("model_type")
     if model_type is not None and model_type != "gpt2":
-        raise ValueError(f"{directory / 'config.json'} has model_type {model_type!r}; "
+        raise ValueError(f"{config_path} has model_type {short_repr(model_type)}; "
                          "numpygpt loads GPT-2 checkpoints only (model_type 'gpt2')")
     try:
         cfg = hf_config_to_cfg(hf_config)
-    except ValueError as e:
-        raise ValueError(f"{directory / 'config.json'}: {e}") from None
-    weights = _read_weights(directory)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{config_path}: {e}") from None
+    weights = _read_weights(directory, follow_symlinks)
+    stored = stored_dtype(weights)
     try:
-        state_dict = hf_to_state_dict(weights, cfg)
+        check_budget(cfg, {name: a.shape for name, a in weights.items()}, "the weights do not fit config.json")
+        state_dict = hf_to_state_dict(weights, cfg, mask_dtype=stored if dtype is None else np.dtype(dtype),
+                                      copy=False)  # the arrays just read are nobody else's
     except ValueError as e:
         raise ValueError(f"{directory}: {e}") from None
-    return cfg, state_dict, stored_dtype(weights)
+    return cfg, state_dict, stored
 
 
 def write_directory(path: PathLike, cfg: Mapping[str, Any], state_dict: Mapping[str, Any]) -> None:

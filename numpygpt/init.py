@@ -13,12 +13,22 @@ for the uniform ones, within a few ulp for float32 normals.
 
 Differences from PyTorch: the tensor is a numpygpt Tensor (or Parameter);
 `trunc_normal_`, `orthogonal_`, `sparse_` and `dirac_` are not here.
+
+`no_init()` is numpygpt's own: inside `with init.no_init():` every function
+here leaves its tensor as it is, so a model built there keeps the
+uninitialised `np.empty` arrays of its parameters and draws no random
+numbers. That is for weights about to be loaded (`GPTModel.from_pretrained`
+builds its model this way); PyTorch's counterpart is
+`torch.nn.utils.skip_init(Module, ...)`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -26,10 +36,38 @@ from .autograd import no_grad
 from .random import Generator, default_generator
 from .tensor import Tensor
 
-__all__ = ["calculate_gain", "constant_", "eye_", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
-           "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_"]
+__all__ = ["calculate_gain", "constant_", "eye_", "kaiming_normal_", "kaiming_uniform_", "no_init", "normal_",
+           "ones_", "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_"]
 
 _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+
+
+_mode = threading.local()  # _mode.skip: True inside no_init() (per thread, as grad mode)
+
+
+@contextlib.contextmanager
+def no_init() -> Iterator[None]:
+    """Inside this block the init functions return their tensor untouched.
+
+    A model built here has parameters holding whatever `np.empty` gave
+    (garbage, not zeros) and no random number is drawn, so the generator's
+    state is unchanged. Use it only when every parameter is overwritten
+    next, e.g. by a strict `load_state_dict`:
+
+        with init.no_init():
+            model = GPTModel(cfg)              # fast: nothing is filled
+        model.load_state_dict(weights)         # every value comes from here
+    """
+    previous = getattr(_mode, "skip", False)
+    _mode.skip = True
+    try:
+        yield
+    finally:
+        _mode.skip = previous
+
+
+def _skipping() -> bool:
+    return getattr(_mode, "skip", False)
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -75,6 +113,8 @@ def _write(tensor: Tensor, values: np.ndarray | float) -> Tensor:
     """Overwrite the tensor's array in place (other holders of the array see the change)."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"expected a numpygpt Tensor, got {type(tensor).__name__}")
+    if _skipping():
+        return tensor
     with no_grad():
         tensor.data[...] = values
     return tensor
@@ -93,6 +133,8 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generato
     dtype = _float_dtype(tensor, "uniform_")
     if a > b:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
+    if _skipping():  # no_init(): draw nothing
+        return tensor
     gen = default_generator if generator is None else generator
     return _write(tensor, gen.uniform(tensor.shape, a, b, dtype=dtype))
 
@@ -102,6 +144,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Gene
     dtype = _float_dtype(tensor, "normal_")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    if _skipping():  # no_init(): draw nothing
+        return tensor
     gen = default_generator if generator is None else generator
     return _write(tensor, gen.normal(tensor.shape, mean, std, dtype=dtype))
 

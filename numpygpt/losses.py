@@ -53,6 +53,13 @@ class CrossEntropy(Function):
     backward: ∂lᵢ/∂logitsᵢⱼ = softmaxᵢⱼ - qᵢⱼ, so
     dlogits = (probs - q) * (the weight each row has in the reduction),
     a weight that is 0 for ignored rows and g / n_valid for `mean`.
+
+    The composed formulation, `nll_loss(log_softmax(x), t)`, makes several (N, V)
+    arrays; for a GPT's N × 50,257 logits this one makes a single buffer and
+    passes over it four times forward, once backward: forward leaves in it
+    eᵢⱼ = exp(xᵢⱼ - maxⱼ xᵢⱼ) and keeps the row sums zᵢ (softmax = e / z,
+    logsumexp = log z + max); backward turns it, in place, into
+    eᵢⱼ · (wᵢ / zᵢ) - wᵢ qᵢⱼ, which is (probs - q) · w without a division pass.
     """
 
     @staticmethod
@@ -61,29 +68,28 @@ class CrossEntropy(Function):
         n = logits.shape[0]                                            # logits (N, V), targets (N,)
         valid = targets != ignore_index                                # (N,)
         safe_t = np.where(valid, targets, 0)                           # (N,) any class for ignored rows
-        probs = logits - logits.max(axis=1, keepdims=True)             # (N, V) shifted logits
-        target_logit = probs[np.arange(n), safe_t]                     # (N,) Σⱼ onehotⱼ xⱼ
+        e = logits - logits.max(axis=1, keepdims=True)                 # (N, V) shifted logits, the one buffer
+        target_logit = e[np.arange(n), safe_t]                         # (N,) Σⱼ onehotⱼ xⱼ
         eps = label_smoothing
         if eps:                                                        # Σⱼ qⱼ xⱼ (the shift cancels: Σ q = 1)
-            target_logit = (1 - eps) * target_logit + eps * probs.mean(axis=1)
-        np.exp(probs, out=probs)                                       # (N, V) in place: one big buffer
-        z = probs.sum(axis=1)                                          # (N,)
-        probs /= z[:, None]                                            # (N, V) softmax
+            target_logit = (1 - eps) * target_logit + eps * e.mean(axis=1)
+        np.exp(e, out=e)                                               # (N, V) in place
+        z = e.sum(axis=1)                                              # (N,) softmax = e / z
         losses = np.where(valid, np.log(z) - target_logit, 0).astype(logits.dtype)  # (N,)
-        ctx.save_for_backward(probs, safe_t, valid)
+        ctx.save_for_backward(e, z, safe_t, valid)
         ctx.reduction, ctx.n_valid, ctx.eps = reduction, int(valid.sum()), eps
         return _reduce_rows(losses, reduction, ctx.n_valid)
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
-        probs, safe_t, valid = ctx.saved_tensors
+        e, z, safe_t, valid = ctx.saved_tensors
+        weight = _row_weights(g, valid, ctx.reduction, ctx.n_valid).astype(e.dtype, copy=False)  # (N,) wᵢ
         # the graph is freed after this call unless retained, so reuse the big buffer
-        d = probs if not ctx.graph_retained else probs.copy()
-        d[np.arange(len(safe_t)), safe_t] -= 1 - ctx.eps               # probs - (1 - ε) onehot(t)
+        d = e if not ctx.graph_retained else np.empty_like(e)
+        np.multiply(e, (weight / z)[:, None], out=d)                   # w · softmax, one pass
+        d[np.arange(len(safe_t)), safe_t] -= (1 - ctx.eps) * weight    #  - w (1 - ε) onehot(t)
         if ctx.eps:
-            d -= ctx.eps / d.shape[1]                                  #       - ε / V
-        weight = _row_weights(g, valid, ctx.reduction, ctx.n_valid)
-        d *= weight[:, None].astype(d.dtype, copy=False)
+            d -= (ctx.eps / d.shape[1]) * weight[:, None]              #  - w ε / V
         return d, None
 
 

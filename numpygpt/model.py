@@ -24,8 +24,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import _checks, hf, nn
+from . import _checks, decode, fused, hf, nn
 from . import functional as F
+from .autograd import is_grad_enabled
 from .config import (  # noqa: F401  (the config names are part of numpygpt.model too)
     GPT2_PRESETS,
     GPT_CONFIG_124M,
@@ -133,9 +134,14 @@ class MultiHeadAttention(nn.Module):
             keys, values = Tensor(k_all), Tensor(v_all)
         # --- end KV cache ---
 
-        attn_scores = queries @ keys.transpose(2, 3)                      # (B, nh, T, S + T)
         # row i is the token at position S + i: it may see keys 0 .. S + i
         mask_bool = self.mask.data[start:start + num_tokens, :start + num_tokens].astype(bool)  # (T, S + T)
+        if self._fused():  # the same arithmetic as the lines below, as one op (see numpygpt/fused.py)
+            context_vec = fused.attention(queries, keys, values, mask_bool, keys.shape[-1] ** -0.5)
+            context_vec = context_vec.transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)  # no copy
+            return self.out_proj(context_vec)                             # (B, T, C)
+
+        attn_scores = queries @ keys.transpose(2, 3)                      # (B, nh, T, S + T)
         attn_scores = attn_scores.masked_fill(mask_bool, -np.inf)         # (B, nh, T, S + T)
         attn_scores = attn_scores / keys.shape[-1] ** 0.5                 # scaled by 1/√hs
         attn_weights = F.softmax(attn_scores, dim=-1)                     # (B, nh, T, S + T) rows sum to 1
@@ -147,6 +153,14 @@ class MultiHeadAttention(nn.Module):
             self.observer(queries=queries, keys=keys, values=values, attn_scores=attn_scores,
                           attn_weights=attn_weights, context_vec=context_vec)
         return self.out_proj(context_vec)                                 # (B, T, C)
+
+    def _fused(self) -> bool:
+        """Whether forward may take the fused attention: only when nothing watches the seed's
+        intermediate tensors (no observer, no hook on the dropout module) and dropout is off
+        (p = 0 or eval mode), so the fused op computes exactly what the composed lines would."""
+        drop = self.dropout
+        hooked = drop._forward_pre_hooks or drop._forward_hooks or drop._backward_hooks
+        return self.observer is None and not hooked and not (drop.training and drop.p > 0)
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, head_dim={self.head_dim}"
@@ -223,6 +237,8 @@ class GPTModel(nn.Module):
         start = 0 if kv_cache is None else kv_cache.length      # S
         # --- end KV cache ---
         in_idx = check_token_ids(in_idx, self.cfg, start)
+        if kv_cache is not None and self._decodable():          # generation: the same steps on arrays
+            return Tensor(decode.forward(self, in_idx, kv_cache))  # (B, T, V), see numpygpt/decode.py
         batch_size, seq_len = in_idx.shape                      # (B, T)
         tok_embeds = self.tok_emb(in_idx)                       # (B, T, C)
         pos_embeds = self.pos_emb(np.arange(start, start + seq_len))  # (T, C)
@@ -240,7 +256,7 @@ class GPTModel(nn.Module):
         return logits
 
     @classmethod
-    def from_pretrained(cls, path: Any, dtype: Any = None) -> GPTModel:
+    def from_pretrained(cls, path: Any, dtype: Any = None, follow_symlinks: bool = False) -> GPTModel:
         """Load a Hugging Face GPT-2 directory (config.json + model.safetensors, or a
         sharded index) with no PyTorch: HF's names are mapped onto the seed's, the
         fused c_attn split into W_query/W_key/W_value, Conv1D weights transposed.
@@ -249,13 +265,14 @@ class GPTModel(nn.Module):
         every weight is float64, else float32 (float16 and bfloat16 are
         widened). Weights load strictly; the model is returned in eval mode, as
         `GPT2LMHeadModel.from_pretrained` does. Building it leaves numpygpt's
-        generator untouched. pytorch_model.bin (a pickle) is refused. See `hf.py`.
+        generator untouched. pytorch_model.bin (a pickle) is refused. Symlinks leading
+        out of the directory are refused unless `follow_symlinks`. See `hf.py`.
         """
         if dtype is not None and np.dtype(dtype) not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
-        cfg, state_dict, stored = hf.read_directory(path)
+        cfg, state_dict, stored = hf.read_directory(path, follow_symlinks=follow_symlinks, dtype=dtype)
         model = build_model(cfg, stored if dtype is None else np.dtype(dtype))
-        model.load_state_dict(state_dict, strict=True)
+        model.load_state_dict(state_dict, strict=True, assign=True)  # the arrays just read become the parameters
         return model.eval()
 
     def save_pretrained(self, path: Any) -> None:
@@ -268,6 +285,20 @@ class GPTModel(nn.Module):
         hf.write_directory(path, self.cfg, self.state_dict())
 
     # --- KV cache (generation) ---
+    def _decodable(self) -> bool:
+        """Whether a cached forward may run as `decode.forward`: grad mode off, and nothing
+        that would see or change the modules' own steps (a module of another class or with
+        a forward of its own, a hook, an attention observer, an active dropout)."""
+        if is_grad_enabled():
+            return False
+        for m in self.modules():
+            if (type(m).forward is not _DECODE_FORWARDS.get(type(m)) or "forward" in m.__dict__
+                    or m._forward_pre_hooks or m._forward_hooks or m._backward_hooks
+                    or (isinstance(m, MultiHeadAttention) and not m._fused())
+                    or (isinstance(m, nn.Dropout) and m.training and m.p > 0)):
+                return False
+        return True
+
     def new_kv_cache(self, capacity: int | None = None) -> KVCache:
         """An empty KV cache for this model (capacity defaults to context_length)."""
         capacity = _checks.integer(capacity, "capacity", allow_none=True)
@@ -277,6 +308,10 @@ class GPTModel(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.num_parameters():,} parameters"
 
+
+# the classes (and their forwards) `decode.forward` computes exactly; others take the modules' path
+_DECODE_FORWARDS = {cls: cls.forward for cls in (GPTModel, TransformerBlock, MultiHeadAttention, FeedForward, GELU,
+                                                 LayerNorm, nn.Linear, nn.Embedding, nn.Dropout, nn.Sequential)}
 
 # ----------------------------------------------------------------------------- the KV cache
 
@@ -412,14 +447,18 @@ def count_parameters(model_or_cfg: GPTModel | Mapping[str, Any]) -> dict[str, An
 def build_model(cfg: Mapping[str, Any], dtype: Any) -> GPTModel:
     """`GPTModel(cfg)` with its parameters in `dtype`, for stored weights to be loaded into.
 
-    numpygpt's generator and default dtype are as they were afterwards: the
-    model's random initial values are about to be overwritten, so building it
-    must not shift the random numbers a script draws next.
+    Built under `nn.init.no_init()`: the parameters are left uninitialised
+    (`np.empty`), since a strict `load_state_dict` overwrites every one of
+    them next; drawing 124M random numbers first would take longer than
+    reading the file. numpygpt's generator and default dtype are as they
+    were afterwards, so building it does not shift the random numbers a
+    script draws next.
     """
     state, default = get_rng_state(), get_default_dtype()
     set_default_dtype(dtype)
     try:
-        return GPTModel(cfg)
+        with nn.init.no_init():
+            return GPTModel(cfg)
     finally:
         set_default_dtype(default)
         set_rng_state(state)

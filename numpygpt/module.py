@@ -45,9 +45,20 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+def _first(keys: list[str], limit: int = 10) -> str:
+    """The first `limit` keys, then "... and N more", so a message about a huge state_dict stays short."""
+    shown = ", ".join(keys[:limit])
+    return shown if len(keys) <= limit else f"{shown} ... and {len(keys) - limit:,} more"
+
+
 def _buffer(value: Any) -> Tensor | None:
     """A buffer is a Tensor outside the graph, as PyTorch's; arrays and numbers are wrapped."""
     return value if value is None or isinstance(value, Tensor) else Tensor._wrap(np.asarray(value))
+
+
+def _adoptable(value: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether `load_state_dict(assign=True)` may make `value` a parameter's array as it is."""
+    return type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous and value.flags.writeable
 
 
 class Module:
@@ -308,13 +319,16 @@ class Module:
         visit(self, "")
         return slots
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> IncompatibleKeys:
         """Copy arrays into this module's parameters and buffers (cast to their dtype).
 
         Values may be NumPy arrays, Tensors, or anything `np.asarray` accepts (such as
         CPU torch tensors). With `strict=True`, missing or unexpected keys are an
         error; a shape mismatch always is. The error names every offending key, and
-        nothing is changed unless every key checks out.
+        nothing is changed unless every key checks out. With `assign=True` (as
+        PyTorch's) a parameter takes a writable C-contiguous ndarray of its dtype
+        itself, without a copy, so the model and the state_dict share that memory.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict: expected a mapping of name -> array, got {type(state_dict).__name__}")
@@ -331,7 +345,11 @@ class Module:
                 value = value.data
             elif hasattr(value, "detach"):  # a torch tensor, perhaps one that requires grad
                 value = value.detach()
-            value = np.asarray(value)
+            try:
+                value = np.asarray(value)
+            except (ValueError, TypeError, OverflowError) as e:  # ragged nested lists, an int too big, ...
+                problems.append(f"{key}: not an array ({str(e)[:120]})")
+                continue
             current = getattr(m, table)[name]
             current = current.data if isinstance(current, Tensor) else current
             if value.dtype.kind not in "fiub":
@@ -341,16 +359,24 @@ class Module:
             else:
                 arrays[key] = value
         if strict and missing:
-            problems.append("missing keys: " + ", ".join(missing))
+            problems.append("missing keys: " + _first(missing))
         if strict and unexpected:
-            problems.append("unexpected keys: " + ", ".join(unexpected))
+            problems.append("unexpected keys: " + _first([str(k)[:120] for k in unexpected]))
         if problems:
-            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  " + "\n  ".join(problems))
+            shown = problems[:20] + ([f"... and {len(problems) - 20:,} more"] if len(problems) > 20 else [])
+            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  " + "\n  ".join(shown))
+        adopted: dict[int, Any] = {}  # with assign: id(array) -> the parameter that took it
         for key, value in arrays.items():
             m, table, name = slots[key]
             if table == "_parameters":
                 p = m._parameters[name]
-                p.data = value.astype(p.dtype, copy=True)
+                if adopted.get(id(value)) is p:
+                    continue  # a tied parameter under a second name already holds this very array
+                if assign and _adoptable(value, p.dtype) and id(value) not in adopted:
+                    p.data = value  # assign=True: the array itself, not a copy
+                    adopted[id(value)] = p
+                else:  # a second parameter given the same array gets its own copy
+                    p.data = value.astype(p.dtype, copy=True)
             else:
                 # a read-only array (the causal mask's O(T) view) is shared, not copied into a (T, T) one
                 m._buffers[name] = Tensor._wrap(value.astype(m._buffers[name].dtype, copy=value.flags.writeable))

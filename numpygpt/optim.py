@@ -57,9 +57,10 @@ Param = Any
 ParamsT = Iterable[Param] | Iterable[dict[str, Any]]
 
 # AdamW updates big parameters (the 124M model's token embedding alone has
-# 38.6M values) in flat chunks of this many elements: two chunk-sized scratch
-# buffers replace the full-size temporaries an elementwise update would make,
-# and each chunk stays in cache while all of its operations run.
+# 38.6M values) in flat chunks of this many elements: one chunk-sized scratch
+# buffer replaces the full-size temporaries an elementwise update would make,
+# and each chunk stays in cache while all of its operations run, so the
+# parameter, its gradient and both moments cross main memory once per step.
 _CHUNK = 1 << 16
 
 
@@ -413,8 +414,8 @@ class AdamW(Optimizer):
     """Adam with decoupled weight decay, as `torch.optim.AdamW`.
 
     The update is PyTorch's default (single-tensor, non-amsgrad) algorithm,
-    with its order of operations, so float64 results agree with PyTorch to
-    rounding. For each parameter p with gradient g, at step t = 1, 2, ...:
+    with its order of operations (but for one identity in the last step, see
+    `_adamw_kernel`), so float64 results agree with PyTorch to rounding. For each parameter p with gradient g, at step t = 1, 2, ...:
 
         p = p * (1 - lr * weight_decay)           decoupled weight decay
         m = m + (1 - beta1) * (g - m)             = beta1 m + (1 - beta1) g
@@ -444,7 +445,7 @@ class AdamW(Optimizer):
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # anything else: refused below
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
-        self._scratch: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
+        self._scratch: dict[np.dtype, np.ndarray] = {}
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         super()._check_hyperparameters(group)
@@ -460,9 +461,10 @@ class AdamW(Optimizer):
         if not _number(group["eps"], "eps", "epsilon value") >= 0.0:
             raise ValueError(f"Invalid epsilon value: {group['eps']} (eps must be >= 0)")
 
-    def _scratch_for(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    def _scratch_for(self, dtype: np.dtype) -> np.ndarray:
+        """One chunk-sized scratch buffer per dtype, reused by every parameter and step."""
         if dtype not in self._scratch:
-            self._scratch[dtype] = (np.empty(_CHUNK, dtype), np.empty(_CHUNK, dtype))
+            self._scratch[dtype] = np.empty(_CHUNK, dtype)
         return self._scratch[dtype]
 
     def _update(self, index: int, group: dict[str, Any], p: Param, grad: np.ndarray) -> None:
@@ -476,28 +478,24 @@ class AdamW(Optimizer):
             }
         state["step"] += 1
         step = state["step"]
-        beta1, beta2 = group["betas"]
-        lr = group["lr"]
+        # Python floats: NumPy keeps float32 arrays float32 with them (a np.float64 would promote)
+        beta1, beta2 = (float(b) for b in group["betas"])
+        lr, weight_decay, eps = float(group["lr"]), float(group["weight_decay"]), float(group["eps"])
         bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        hyper = dict(
-            decay=1 - lr * group["weight_decay"] if group["weight_decay"] != 0 else None,
-            beta1=beta1,
-            beta2=beta2,
-            step_size=lr / bias_correction1,
-            bias_correction2_sqrt=bias_correction2**0.5,
-            eps=group["eps"],
-        )
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        hyper = dict(decay=1 - lr * weight_decay, beta1=beta1, beta2=beta2,
+                     step_size=lr / bias_correction1, bias_correction2_sqrt=bias_correction2_sqrt, eps=eps)
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        if grad.dtype != data.dtype:
+            grad = grad.astype(data.dtype)
         if data.flags.c_contiguous and grad.flags.c_contiguous:
             flat = [a.reshape(-1) for a in (data, grad, m, v)]
-            s1, s2 = self._scratch_for(data.dtype)
+            scratch = self._scratch_for(data.dtype)
             for start in range(0, data.size, _CHUNK):
                 chunk = [a[start : start + _CHUNK] for a in flat]
-                n = chunk[0].size
-                _adamw_kernel(*chunk, s1[:n], s2[:n], **hyper)
+                _adamw_kernel(*chunk, scratch[: chunk[0].size], **hyper)
         else:
-            _adamw_kernel(data, grad, m, v, np.empty_like(data), np.empty_like(data), **hyper)
+            _adamw_kernel(data, grad, m, v, np.empty_like(data), **hyper)
 
 
 def _adamw_kernel(
@@ -505,40 +503,39 @@ def _adamw_kernel(
     g: np.ndarray,
     m: np.ndarray,
     v: np.ndarray,
-    s1: np.ndarray,
-    s2: np.ndarray,
+    s: np.ndarray,
     *,
-    decay: float | None,
+    decay: float,
     beta1: float,
     beta2: float,
     step_size: float,
     bias_correction2_sqrt: float,
     eps: float,
 ) -> None:
-    """One AdamW step on equally shaped arrays, in place; s1, s2 are scratch.
+    """One AdamW step on equally shaped arrays, in place, with `s` as the only scratch.
 
-    Mirrors PyTorch's `_single_tensor_adam` line by line (names as there).
+    The class docstring's equations in 13 in-place ufunc calls (PyTorch's
+    `_single_tensor_adam` in comments). The last step uses an identity: with
+    c = sqrt(bias_correction2),
+
+        step_size * m / (sqrt(v) / c + eps)  =  (step_size * c) * m / (sqrt(v) + eps * c)
+
+    so the bias corrections stay two scalars and no pass divides by c.
     """
-    # param.mul_(1 - lr * weight_decay)
-    if decay is not None:
+    if decay != 1.0:                                    # param.mul_(1 - lr * weight_decay)
         np.multiply(p, decay, out=p)
-    # exp_avg.lerp_(grad, 1 - beta1):  m + (1 - beta1) * (g - m)
-    np.subtract(g, m, out=s1)
-    np.multiply(s1, 1 - beta1, out=s1)
-    np.add(m, s1, out=m)
-    # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2):  v * beta2 + ((1 - beta2) * g) * g
-    np.multiply(v, beta2, out=v)
-    np.multiply(g, 1 - beta2, out=s1)
-    np.multiply(s1, g, out=s1)
-    np.add(v, s1, out=v)
-    # denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-    np.sqrt(v, out=s1)
-    np.divide(s1, bias_correction2_sqrt, out=s1)
-    np.add(s1, eps, out=s1)
-    # param.addcdiv_(exp_avg, denom, value=-step_size):  p + (-step_size * m) / denom
-    np.multiply(m, -step_size, out=s2)
-    np.divide(s2, s1, out=s2)
-    np.add(p, s2, out=p)
+    np.subtract(g, m, out=s)                            # exp_avg.lerp_(grad, 1 - beta1): m + (1 - beta1) (g - m)
+    np.multiply(s, 1 - beta1, out=s)
+    np.add(m, s, out=m)
+    np.multiply(v, beta2, out=v)                        # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+    np.multiply(g, g, out=s)
+    np.multiply(s, 1 - beta2, out=s)
+    np.add(v, s, out=v)
+    np.sqrt(v, out=s)                                   # denom · c = sqrt(v) + eps · c
+    np.add(s, eps * bias_correction2_sqrt, out=s)
+    np.divide(m, s, out=s)                              # param.addcdiv_(exp_avg, denom, value=-step_size)
+    np.multiply(s, step_size * bias_correction2_sqrt, out=s)
+    np.subtract(p, s, out=p)
 
 
 # --------------------------------------------------------------------------- clipping

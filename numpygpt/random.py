@@ -61,6 +61,12 @@ DROPOUT_STREAMS = ("pytorch", "mkl")
 _dropout_stream = "pytorch"
 
 
+def _short(value: Any) -> str:
+    """`repr(value)`, cut to about 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _init_genrand(seed: int) -> np.ndarray:
     """MT19937's 624 state words for a 32-bit seed (Matsumoto and Nishimura's init_genrand)."""
     key = np.empty(624, dtype=np.uint32)
@@ -125,17 +131,24 @@ class Generator:
                 "it is the PCG64 state of numpygpt before 0.2, whose generator was not PyTorch's; "
                 "load the checkpoint with restore_rng=False" if old else "expected a dict from get_state()"))
         try:
-            key = np.array(state["key"], dtype=np.int64)
-            pos, seed, normal = state["pos"], state["seed"], state["next_normal"]
-            if key.shape != (624,) or key.min() < 0 or key.max() > 0xFFFFFFFF:
-                raise ValueError("key must be 624 32-bit words")
-            _checks.integer(pos, "pos", minimum=0)
-            _checks.integer(seed, "seed", minimum=0)
-            if pos > 624 or not (normal is None or isinstance(normal, float)):
-                raise ValueError("pos must be at most 624 and next_normal a float or None")
-            self._bits.state = {"bit_generator": "MT19937", "state": {"key": key.astype(np.uint32), "pos": pos}}
-        except (KeyError, TypeError, ValueError, OverflowError) as e:
+            words, pos, seed, normal = state["key"], state["pos"], state["seed"], state["next_normal"]
+            # checked word by word before NumPy sees them: a float, a bool or 2**70 is refused, not cast
+            if (not isinstance(words, list) or len(words) != 624
+                    or not all(_checks.is_integer(w) and 0 <= w <= 0xFFFFFFFF for w in words)):
+                raise ValueError(f"key must be a list of 624 integers in [0, 2**32), got {_short(words)}")
+            if not _checks.is_integer(pos) or not 0 <= pos <= 624:
+                raise ValueError(f"pos must be an integer in [0, 624], got {_short(pos)}")
+            if not _checks.is_integer(seed) or not 0 <= seed < 2**64:
+                raise ValueError(f"seed must be an integer in [0, 2**64), got {_short(seed)}")
+            if not (normal is None or (isinstance(normal, float) and np.isfinite(normal))):
+                raise ValueError(f"next_normal must be a finite float or None, got {_short(normal)}")
+            key = np.array(words, dtype=np.uint32)
+            self._bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": int(pos)}}
+        except KeyError as e:
+            raise ValueError(f"not a valid generator state: it has no {e} entry") from None
+        except (TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"not a valid generator state: {e}") from None
+        seed = int(seed)
         self._seed, self._next_normal = seed, normal
         return self
 
