@@ -1,206 +1,148 @@
 """Benchmark numpygpt against PyTorch and transformers on this machine, in one run.
 
-    python benchmarks/run.py [--workload forward|train|generate|memory|mfu|all]
-                             [--repeat N] [--warmup N] [--json out.json]
+    python benchmarks/run.py [--workload NAME[,NAME...]|all] [--repeat N] [--warmup N]
+                             [--quick] [--json out.json] [--markdown results.md]
 
 Every (side, workload) pair runs in its own subprocess (``worker.py``); this
-script collects the results, prints one table per workload with the ratio
-numpygpt / peer, and optionally writes everything as JSON. See README.md.
+script measures the machine's two limits (matmul FLOP/s, memory bandwidth),
+collects the results, prints a summary of every ratio numpygpt / peer against
+SPEC.md's targets and one table per workload, and optionally writes
+everything as JSON and the summary as Markdown. See README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import platform
-import queue
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
+import time
 from typing import Any
 
 import common
-from worker import PREFIX
-
-WORKLOADS = ("forward", "train", "generate", "memory", "mfu")
+import report
+from pool import Pool, WorkerError, worker_cmd
 
 # Which sides run each workload; the first is numpygpt, the rest are peers.
-SIDES = {
-    "forward": ("numpygpt", "torch", "transformers"),
-    "train": ("numpygpt", "torch"),
-    "generate": ("numpygpt", "transformers", "torch"),
+# "numpy" is the limit measured in the same rounds: the matmul for forward and
+# train (MFU), the matrix-vector product for generate (bandwidth).
+SIDES: dict[str, tuple[str, ...]] = {
+    "forward": ("numpygpt", "torch", "transformers", "numpy"),
+    "train": ("numpygpt", "torch", "numpy"),
+    "generate": ("numpygpt", "transformers", "torch", "numpy"),
     "memory": ("numpygpt", "torch"),
+    "forward_f64": ("numpygpt", "torch"),
+    "train_f64": ("numpygpt", "torch"),
+    "forward_long": ("numpygpt", "torch", "transformers", "numpy"),
+    "train_long": ("numpygpt", "torch", "numpy"),
+    "forward_medium": ("numpygpt", "torch", "transformers", "numpy"),
+    "train_medium": ("numpygpt", "torch", "numpy"),
+    "load": ("numpygpt", "safetensors"),
 }
+WORKLOADS = tuple(SIDES)
+# A gpt2-medium train step holds about 7 GB of weights, gradients and AdamW
+# state per side: its sides run one after another, never two at once.
+ONE_AT_A_TIME = {"train_medium"}
 
-# SPEC.md's targets: the ratio numpygpt / peer must not exceed these.
-TARGETS = {
-    ("forward", "transformers"): 1.1,
-    ("train", "torch"): 1.0,
-    ("generate", "transformers"): 1.0,
-    ("memory", "torch"): 1.0,
-}
 
-TITLES = {
-    "forward": f"forward: no_grad, batch ({common.BATCH}, {common.SEQ_LEN}), GPT_CONFIG_124M, float32, eval",
-    "train": (f"train step: batch ({common.BATCH}, {common.SEQ_LEN}), context_length "
-              f"{common.TRAIN_CONTEXT_LENGTH}, dropout 0, forward + cross-entropy + backward + AdamW"),
-    "generate": f"generate: greedy, {common.NEW_TOKENS} new tokens after \"Hello, I am\", batch 1",
-    "memory": "memory: peak RSS of a whole process that builds the model and runs 2 train steps",
-    "mfu": "MFU: achieved FLOP/s / FLOP/s of a float32 NumPy matmul "
-           f"({common.MATMUL_REPS} x {common.MATMUL_N}x{common.MATMUL_N} @ {common.MATMUL_N}x{common.MATMUL_N}),\n"
-           "timed in the same rounds as the workload",
-}
-
-LABELS = {
-    "numpygpt": "numpygpt",
-    "torch": "PyTorch eager (seed model)",
-    "transformers": "transformers GPT2LMHeadModel",
-    "numpy": "NumPy matmul",
-}
+_START = time.perf_counter()
 
 
 def log(msg: str) -> None:
-    """Progress goes to stderr so stdout holds only the tables."""
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _worker_cmd(side: str, workload: str) -> list[str]:
-    return [sys.executable, str(common.BENCH_DIR / "worker.py"), "--side", side, "--workload", workload]
-
-
-class WorkerError(Exception):
-    """A served worker died, timed out or broke the protocol."""
-
-
-class Worker:
-    """A ``worker.py --serve`` process: build once, then timed steps on command."""
-
-    def __init__(self, side: str, workload: str, timeout: float) -> None:
-        self.side, self.workload, self.timeout = side, workload, timeout
-        self.proc = subprocess.Popen(
-            [*_worker_cmd(side, workload), "--serve"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.replies: queue.Queue[str | None] = queue.Queue()
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=5)
-        threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
-
-    def _pump_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith(PREFIX):
-                self.replies.put(line[len(PREFIX):].rstrip("\n"))
-        self.replies.put(None)  # end of output: the process is gone
-
-    def _pump_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            if line.strip():
-                self.stderr_tail.append(line.strip())
-
-    def reply(self) -> tuple[str, str]:
-        """The next protocol reply as (kind, payload)."""
-        try:
-            line = self.replies.get(timeout=self.timeout)
-        except queue.Empty:
-            self.kill()
-            raise WorkerError(f"timed out after {self.timeout:.0f} s")
-        if line is None:
-            self.proc.wait()
-            raise WorkerError(f"worker exited with {self.proc.returncode}: "
-                              + " | ".join(list(self.stderr_tail)[-3:]))
-        kind, _, payload = line.partition(" ")
-        return kind, payload
-
-    def command(self, cmd: str) -> tuple[str, str]:
-        """Send one command and wait for its reply."""
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(cmd + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass  # reply() reports how the process ended
-        return self.reply()
-
-    def kill(self) -> None:
-        """End this worker's process (only ever our own child)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+    """Progress goes to stderr, with the seconds since the start, so stdout holds only the tables."""
+    print(f"{time.perf_counter() - _START:7.1f}s {msg}", file=sys.stderr, flush=True)
 
 
 def _failed(side: str, workload: str, message: str) -> dict[str, Any]:
     return {"side": side, "workload": workload, "status": "error", "message": message}
 
 
-def _final(worker: Worker) -> dict[str, Any]:
-    """Ask a worker to quit and return its result JSON."""
-    try:
-        kind, payload = worker.command("quit")
-        while kind != "result":
-            kind, payload = worker.reply()
-        result = json.loads(payload)
-    except WorkerError as exc:
-        result = _failed(worker.side, worker.workload, str(exc))
-    worker.kill()
-    return result
-
-
 def _log_result(result: dict[str, Any]) -> None:
     side, workload = result["side"], result["workload"]
     if result["status"] != "ok":
-        log(f"  {workload:<9} {side:<13} {result['status']}: {result.get('message', '')}")
-    elif workload == "memory":
-        log(f"  {workload:<9} {side:<13} peak {result['peak_rss_mib']:.0f} MiB")
+        log(f"  {workload:<14} {side:<13} {result['status']}: {result.get('message', '')}")
+    elif "best_s" in result:
+        log(f"  {workload:<14} {side:<13} best {result['best_s']:.3f} s of {len(result['times_s'])}")
     else:
-        log(f"  {workload:<9} {side:<13} best {result['best_s']:.3f} s of {len(result['times_s'])}")
+        log(f"  {workload:<14} {side:<13} peak {result['peak_rss_mib']:.0f} MiB")
 
 
-def run_interleaved(workload: str, side_names: list[str], warmup: int, repeat: int,
-                    timeout: float) -> dict[str, dict[str, Any]]:
-    """Time ``workload`` on every side, one step per side per round.
+def _build_name(side: str, workload: str) -> str:
+    """What a side's worker builds for ``workload``: the numpy side builds one of the two limits."""
+    if side != "numpy":
+        return workload
+    return "bandwidth" if workload in ("generate", "bandwidth") else "matmul"
 
-    All sides are built first (one after another), each warmed up, then
-    round r runs one timed step on each side in an order rotated by r, so a
-    change in the machine's background load falls on every side alike.
-    The side "numpy" always runs the reference matmul: timed in the same
-    rounds, it gives the MFU ceiling under the same load.
-    """
-    results: dict[str, dict[str, Any]] = {}
-    live: dict[str, Worker] = {}
-    for side in side_names:
-        log(f"  {workload:<9} {side:<13} building ...")
-        worker = Worker(side, "matmul" if side == "numpy" else workload, timeout)
+
+def _start(pool: Pool, sides: list[str], workload: str, arg: str | None,
+           results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Send the build command to every side at once, then wait for each; returns the live workers."""
+    sent = {}
+    for side in sides:
+        log(f"  {workload:<14} {side:<13} building ...")
+        worker = pool.get(side)
+        try:
+            worker.send(f"build {_build_name(side, workload)}" + (f" {arg}" if arg else ""))
+            sent[side] = worker
+        except WorkerError as exc:
+            results[side] = _failed(side, workload, str(exc))
+    live = {}
+    for side, worker in sent.items():
         try:
             kind, payload = worker.reply()
         except WorkerError as exc:
             results[side] = _failed(side, workload, str(exc))
+            pool.discard(worker)
             continue
         if kind == "ready":
             live[side] = worker
-        else:  # the build failed: the worker sent its result and exited
+        else:  # the build failed: the worker sent its result
             results[side] = json.loads(payload) if kind == "result" else _failed(side, workload, payload)
-            worker.kill()
+            pool.release(worker)
             _log_result(results[side])
+    return live
+
+
+def _finish(pool: Pool, side: str, worker: Any, workload: str) -> dict[str, Any]:
+    try:
+        kind, payload = worker.command("finish")
+        while kind != "result":
+            kind, payload = worker.reply()
+        result = json.loads(payload)
+        pool.release(worker)
+    except WorkerError as exc:
+        result = _failed(side, workload, str(exc))
+        pool.discard(worker)
+    _log_result(result)
+    return result
+
+
+def run_interleaved(workload: str, side_names: list[str], warmup: int, repeat: int, pool: Pool,
+                    arg: str | None = None) -> dict[str, dict[str, Any]]:
+    """Time ``workload`` on every side, one step per side per round.
+
+    All sides are built first (at the same time, untimed), each warmed up,
+    then round r runs one timed step on each side in an order rotated by r, so
+    a change in the machine's background load falls on every side alike.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    live = _start(pool, side_names, workload, arg, results)
 
     def do(side: str, cmd: str) -> None:
         worker = live[side]
         try:
-            kind, payload = worker.command(cmd)
+            kind, _ = worker.command(cmd)
         except WorkerError as exc:
             results[side] = _failed(side, workload, str(exc))
-            worker.kill()
+            pool.discard(worker)
             del live[side]
             _log_result(results[side])
             return
         if kind == "error":
-            results[side] = _final(worker)
-            del live[side]
-            _log_result(results[side])
+            results[side] = _finish(pool, side, live.pop(side), workload)
 
     for side in list(live):
         for _ in range(warmup):
@@ -212,154 +154,93 @@ def run_interleaved(workload: str, side_names: list[str], warmup: int, repeat: i
         for side in order:
             if side in live:
                 do(side, "step")
-        log(f"  {workload:<9} round {r + 1}/{repeat} done")
+        log(f"  {workload:<14} round {r + 1}/{repeat} done")
     for side in list(live):
-        results[side] = _final(live.pop(side))
-        _log_result(results[side])
+        results[side] = _finish(pool, side, live.pop(side), workload)
     return {side: results[side] for side in side_names}
 
 
-def run_memory(side: str, timeout: float) -> dict[str, Any]:
-    """Peak RSS of a fresh process that builds the train model and runs 2 steps."""
-    log(f"  {'memory':<9} {side:<13} ...")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "result.json")
+def run_workload(workload: str, warmup: int, repeat: int, pool: Pool,
+                 arg: str | None = None) -> dict[str, dict[str, Any]]:
+    """Interleaved rounds, or for the largest workloads one side after another."""
+    sides = list(SIDES.get(workload, ("numpy",)))
+    if workload not in ONE_AT_A_TIME:
+        return run_interleaved(workload, sides, warmup, repeat, pool, arg)
+    results: dict[str, dict[str, Any]] = {}
+    for side in sides:
+        results.update(run_interleaved(workload, [side], warmup, repeat, pool, arg))
+    return results
+
+
+class MemoryRun:
+    """A fresh one-shot process that imports its framework, builds the train model and runs 2 steps.
+
+    Started by the constructor, read by :meth:`result`; under ``--quick`` all of
+    them start at the beginning of the run, so their imports overlap the rest.
+    """
+
+    def __init__(self, side: str, timeout: float, quick: bool) -> None:
+        self.side, self.timeout = side, timeout
+        self.tmp = tempfile.TemporaryDirectory()
+        self.out = os.path.join(self.tmp.name, "result.json")
+        self.proc = subprocess.Popen([*worker_cmd(side, quick), "--workload", "memory", "--out", self.out],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def result(self) -> dict[str, Any]:
+        """Wait for the process and return its result (or why it has none)."""
+        log(f"  {'memory':<14} {self.side:<13} ...")
         try:
-            proc = subprocess.run([*_worker_cmd(side, "memory"), "--out", out],
-                                  capture_output=True, text=True, timeout=timeout)
+            _, stderr = self.proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            return _failed(side, "memory", f"timed out after {timeout:.0f} s")
-        if proc.returncode != 0 or not os.path.exists(out):
-            tail = (proc.stderr or "").strip().splitlines()[-3:]
-            return _failed(side, "memory", f"worker exited with {proc.returncode}: {' | '.join(tail)}")
-        with open(out) as f:
-            result = json.load(f)
-    _log_result(result)
-    return result
+            self.proc.kill()
+            self.proc.communicate()
+            stderr = None
+        try:
+            if stderr is None:
+                return _failed(self.side, "memory", f"timed out after {self.timeout:.0f} s")
+            if self.proc.returncode != 0 or not os.path.exists(self.out):
+                tail = stderr.strip().splitlines()[-3:]
+                return _failed(self.side, "memory", f"worker exited with {self.proc.returncode}: {' | '.join(tail)}")
+            with open(self.out) as f:
+                result = json.load(f)
+        finally:
+            self.tmp.cleanup()
+        _log_result(result)
+        return result
 
 
-def metric(workload: str, result: dict[str, Any]) -> float | None:
-    """The number a ratio is taken of: best time, or peak RSS for memory."""
-    if result.get("status") != "ok":
-        return None
-    return result["peak_rss_mib"] if workload == "memory" else result["best_s"]
+def run_load(warmup: int, repeat: int, pool: Pool, timeout: float, quick: bool) -> dict[str, dict[str, Any]]:
+    """Save the load workload's model in a temporary directory, then time loading it on both sides."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"  {'load':<14} writing the model with numpygpt's save_pretrained ...")
+        try:
+            proc = subprocess.run([*worker_cmd("numpygpt", quick), "--make-checkpoint", tmp],
+                                  check=False, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc = None
+        if proc is None or proc.returncode != 0:
+            tail = "timed out" if proc is None else " | ".join(proc.stderr.strip().splitlines()[-3:])
+            return {side: _failed(side, "load", f"could not write the model: {tail}")
+                    for side in SIDES["load"]}
+        file_bytes = json.loads(proc.stdout.strip().splitlines()[-1])["bytes"]
+        results = run_interleaved("load", list(SIDES["load"]), warmup, repeat, pool, tmp)
+    for r in results.values():
+        r["file_bytes"] = file_bytes
+    return results
 
 
-def ratios(workload: str, results: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """numpygpt / peer for every peer of ``workload`` (None where a side did not run)."""
-    ours = metric(workload, results.get("numpygpt", {}))
-    out = {}
-    for side in SIDES[workload][1:]:
-        theirs = metric(workload, results.get(side, {}))
-        out[side] = None if ours is None or theirs is None or theirs == 0 else ours / theirs
-    return out
-
-
-def paired_ratios(workload: str, results: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """Median over rounds of numpygpt's time / the peer's time in the same round.
-
-    Both calls of a round ran back to back, so they saw nearly the same
-    background load; on a busy machine this is the steadier estimate.
-    """
-    ours = results.get("numpygpt", {}).get("times_s")
-    out: dict[str, float | None] = {}
-    for side in SIDES[workload][1:]:
-        theirs = results.get(side, {}).get("times_s")
-        if not ours or not theirs or results[side].get("status") != "ok" \
-                or results["numpygpt"].get("status") != "ok":
-            out[side] = None
-            continue
-        out[side] = statistics.median(a / b for a, b in zip(ours, theirs) if b > 0)
-    return out
-
-
-def _short(msg: str, width: int = 70) -> str:
-    msg = " ".join(msg.split())
-    return msg if len(msg) <= width else msg[: width - 3] + "..."
-
-
-def print_timing_table(workload: str, results: dict[str, dict[str, Any]], rat: dict[str, float | None],
-                       paired: dict[str, float | None]) -> None:
-    """One workload's table: each side's time (or memory) and the ratio numpygpt / side."""
-    print(f"\n{TITLES[workload]}")
-    is_mem = workload == "memory"
-    head = ("side", "peak RSS" if is_mem else "best", "" if is_mem else "median",
-            "numpygpt/side", "target", "" if is_mem else "per-round")
-    print(f"  {head[0]:<30} {head[1]:>11} {head[2]:>10} {head[3]:>14} {head[4]:>14} {head[5]:>10}")
-    for side in SIDES[workload]:
-        r = results.get(side, {})
-        label = LABELS[side]
-        if r.get("status") != "ok":
-            message = r.get("message", "")
-            if not message.startswith("numpygpt not available yet"):
-                message = f"{r.get('status', 'not run')}: {message}"
-            print(f"  {label:<30} {_short(message, 90)}")
-            continue
-        if is_mem:
-            a, b = f"{r['peak_rss_mib']:.0f} MiB", ""
-        else:
-            a, b = f"{r['best_s']:.3f} s", f"{r['median_s']:.3f} s"
-        ratio, target, per_round = "", "", ""
-        if side != "numpygpt" and paired.get(side) is not None:
-            per_round = f"{paired[side]:.2f}"
-        if side != "numpygpt":
-            value = rat.get(side)
-            ratio = "-" if value is None else f"{value:.2f}"
-            limit = TARGETS.get((workload, side))
-            if limit is not None:
-                verdict = "" if value is None else (" met" if value <= limit else " MISSED")
-                target = f"<= {limit:.1f}{verdict}"
-        print(f"  {label:<30} {a:>11} {b:>10} {ratio:>14} {target:>14} {per_round:>10}")
-        if r.get("how"):
-            print(f"  {'':<30}   {r['how']}")
-
-
-def mfu_table(all_results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Print and return FLOP/s and MFU of every side's forward and train step.
-
-    The ceiling of each workload is the NumPy matmul timed in that workload's
-    rounds. "MFU" divides best by best; "per-round" is the median over rounds
-    of (workload FLOP/s / matmul FLOP/s) in the same round.
-    """
-    print(f"\n{TITLES['mfu']}")
-    n = common.MATMUL_N
-    matmul_flop = common.MATMUL_REPS * 2.0 * n**3
-    cfg = common.forward_config()
-    flops = {"forward": common.forward_flops(cfg, common.BATCH, common.SEQ_LEN),
-             "train": common.train_flops(cfg, common.BATCH, common.SEQ_LEN)}
-    out: dict[str, Any] = {"workload_gflop": {k: v / 1e9 for k, v in flops.items()},
-                           "matmul_gflops": {}, "sides": {}}
-    print(f"  {'workload':<10} {'side':<30} {'GFLOP':>8} {'GFLOP/s':>9} {'MFU':>7} {'per-round':>10}")
-    for workload in ("forward", "train"):
-        results = all_results.get(workload) or all_results.get("mfu", {}).get(workload, {})
-        ceiling_r = results.get("numpy", {})
-        if ceiling_r.get("status") != "ok":
-            print(f"  {workload:<10} reference matmul did not run: {ceiling_r.get('message', '')}")
-            continue
-        peak = matmul_flop / ceiling_r["best_s"]
-        out["matmul_gflops"][workload] = peak / 1e9
-        print(f"  {workload:<10} {LABELS['numpy']:<30} {matmul_flop / 1e9:>8.1f} {peak / 1e9:>9.1f}")
-        for side in SIDES[workload]:
-            r = results.get(side)
-            if not r or r.get("status") != "ok":
-                if side == "numpygpt":
-                    print(f"  {workload:<10} {LABELS[side]:<30} not available yet")
-                continue
-            achieved = flops[workload] / r["best_s"]
-            per_round = statistics.median(
-                (flops[workload] / t) / (matmul_flop / m)
-                for t, m in zip(r["times_s"], ceiling_r["times_s"]))
-            out["sides"][f"{side}:{workload}"] = {"gflops": achieved / 1e9, "mfu": achieved / peak,
-                                                  "mfu_per_round": per_round}
-            print(f"  {workload:<10} {LABELS[side]:<30} {flops[workload] / 1e9:>8.1f} "
-                  f"{achieved / 1e9:>9.1f} {100 * achieved / peak:>6.1f}% {100 * per_round:>9.1f}%")
-    return out
+def measure_limits(warmup: int, repeat: int, pool: Pool) -> dict[str, dict[str, Any]]:
+    """The machine's two limits, each timed on its own before the workloads (best of ``repeat``)."""
+    results = {}
+    for name in ("matmul", "bandwidth"):
+        results[name] = run_interleaved(name, ["numpy"], warmup, max(repeat, 3), pool)["numpy"]
+    return results
 
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cores": common.cpu_count()}
+                            "cores": common.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
     if hasattr(os, "getloadavg"):
         info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
     try:
@@ -374,75 +255,90 @@ def machine_info() -> dict[str, Any]:
         import numpy as np
         cfg = np.show_config(mode="dicts")
         info["numpy"] = np.__version__
-        info["blas"] = cfg.get("Build Dependencies", {}).get("blas", {}).get("name")
-    except Exception:
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        info["blas"] = " ".join(str(blas.get(k, "")) for k in ("name", "version")).strip()
+    except Exception:  # noqa: BLE001, S110 - an older NumPy: the versions are only missing from the report
         pass
     return info
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+def _versions(all_results: dict[str, dict[str, dict[str, Any]]], info: dict[str, Any]) -> None:
+    """Copy the peers' versions (reported by their workers) into the machine facts."""
+    for results in all_results.values():
+        for r in results.values():
+            for key in ("torch", "transformers", "safetensors", "numpygpt"):
+                if key in r.get("info", {}):
+                    info.setdefault(key, r["info"][key])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="numpygpt vs PyTorch / transformers, same run, same machine.")
-    p.add_argument("--workload", default="all", choices=[*WORKLOADS, "all"])
-    p.add_argument("--repeat", type=int, default=3, help="timed repeats per pair (default 3)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
+    p.add_argument("--workload", default="all",
+                   help=f"all (default), or one or more of {', '.join(WORKLOADS)}, comma-separated")
+    p.add_argument("--repeat", type=int, default=None, help="timed repeats per pair (default 3; 1 with --quick)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls before timing (default 1; 0 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="every workload on tiny models, to check that everything runs (ratios meaningless)")
     p.add_argument("--timeout", type=float, default=1800.0,
                    help="seconds allowed for one build or one step (default 1800)")
     p.add_argument("--json", metavar="PATH", help="also write all results to this JSON file")
+    p.add_argument("--markdown", metavar="PATH", help="also write the summary as a Markdown results section")
     args = p.parse_args(argv)
+    args.repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    args.warmup = args.warmup if args.warmup is not None else (0 if args.quick else 1)
     if args.repeat < 1 or args.warmup < 0:
         p.error("--repeat must be >= 1 and --warmup >= 0")
+    names = list(WORKLOADS) if args.workload == "all" else [w.strip() for w in args.workload.split(",")]
+    unknown = [w for w in names if w not in WORKLOADS]
+    if unknown:
+        p.error(f"unknown workload(s) {', '.join(unknown)}; choose from all, {', '.join(WORKLOADS)}")
+    args.chosen = names
+    return args
 
-    chosen = list(WORKLOADS) if args.workload == "all" else [args.workload]
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = parse_args(argv)
+    common.set_quick(args.quick)
     info = machine_info()
     log(f"machine: {info.get('cpu', '?')}, {info['cores']} cores, numpy {info.get('numpy')} "
-        f"({info.get('blas')}); repeat {args.repeat}, warmup {args.warmup}")
+        f"({info.get('blas')}); repeat {args.repeat}, warmup {args.warmup}"
+        + ("; --quick: tiny models" if args.quick else ""))
 
     all_results: dict[str, dict[str, dict[str, Any]]] = {}
-    for workload in chosen:
-        if workload == "memory":
-            all_results[workload] = {side: run_memory(side, args.timeout) for side in SIDES[workload]}
-        elif workload == "mfu":
-            # Alone, MFU needs numpygpt's own forward and train times (with the matmul).
-            all_results["mfu"] = {w: run_interleaved(w, ["numpygpt", "numpy"], args.warmup,
-                                                     args.repeat, args.timeout)
-                                  for w in ("forward", "train") if w not in all_results}
-        else:
-            names = list(SIDES[workload])
-            if "mfu" in chosen and workload in ("forward", "train"):
-                names.append("numpy")  # the MFU ceiling, measured in the same rounds
-            all_results[workload] = run_interleaved(
-                workload, names, args.warmup, args.repeat, args.timeout)
-
-    print(f"\nnumpygpt benchmarks on {info.get('cpu', '?')} ({info['cores']} cores), "
-          f"Python {info['python']}, best of {args.repeat} after {args.warmup} warm-up")
-    print("ratios are numpygpt / peer from this run: below 1 means numpygpt is faster (or smaller);")
-    print("numpygpt/side compares best times, per-round is the median of same-round ratios")
+    with Pool(args.timeout, shared=args.quick, quick=args.quick) as pool:
+        early = {}
+        if args.quick:  # start every process now: their imports overlap (the sizes are tiny)
+            pool.prestart([s for name in args.chosen for s in SIDES[name]])
+            if "memory" in args.chosen:
+                early = {side: MemoryRun(side, args.timeout, True) for side in SIDES["memory"]}
+        limits = measure_limits(args.warmup, args.repeat, pool)
+        for workload in args.chosen:
+            if workload == "memory":
+                all_results[workload] = {
+                    side: (early.get(side) or MemoryRun(side, args.timeout, args.quick)).result()
+                    for side in SIDES[workload]}
+            elif workload == "load":
+                all_results[workload] = run_load(args.warmup, args.repeat, pool, args.timeout, args.quick)
+            else:
+                all_results[workload] = run_workload(workload, args.warmup, args.repeat, pool)
     if hasattr(os, "getloadavg"):
-        start_load = info.get("load_average_at_start", [0.0])[0]
-        end_load = os.getloadavg()[0]
-        info["load_average_at_end"] = round(end_load, 2)
-        print(f"1-minute load average: {start_load:.2f} at start, {end_load:.2f} at end")
-        if max(start_load, end_load) > info["cores"]:
-            print("warning: other processes were competing for the cores; absolute times are inflated,"
-                  " ratios less so (the sides ran interleaved)")
-    summary: dict[str, Any] = {"machine": info, "settings": vars(args), "results": all_results,
-                               "ratios": {}}
-    for workload in chosen:
-        if workload == "mfu":
-            summary["mfu"] = mfu_table(all_results)
-        else:
-            rat = ratios(workload, all_results[workload])
-            paired = {} if workload == "memory" else paired_ratios(workload, all_results[workload])
-            summary["ratios"][workload] = rat
-            if paired:
-                summary.setdefault("per_round_ratios", {})[workload] = paired
-            print_timing_table(workload, all_results[workload], rat, paired)
+        info["load_average_at_end"] = round(os.getloadavg()[0], 2)
+    _versions(all_results, info)
 
+    summary = report.build_summary(all_results, limits, SIDES)
+    command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    report.print_all(summary, all_results, info, args, SIDES)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(summary, f, indent=1)
+            json.dump({"machine": info, "settings": {k: v for k, v in vars(args).items()},
+                       "command": command.strip(), "limits": limits, "summary": summary,
+                       "results": all_results}, f, indent=1)
         log(f"\nwrote {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report.markdown(summary, info, args, command.strip()))
+        log(f"wrote {args.markdown}")
     return 0
 
 

@@ -39,6 +39,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import tempfile
 import time
 from collections import OrderedDict
@@ -289,26 +290,53 @@ def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str]
 
     A missing file is FileNotFoundError; a file safetensors cannot parse
     (truncated, garbage, a broken header) is ValueError naming the path.
-    The arrays are writable copies (nothing stays mapped). bfloat16 becomes float32.
+    The safetensors library checks the header (byte ranges inside the file,
+    no overlaps, known dtypes); then each tensor's bytes are read straight
+    into a new writable array, one copy from the file, nothing left mapped.
+    bfloat16 becomes float32.
     """
     path = check_regular_file(path, what)
-    arrays: OrderedDict[str, np.ndarray] = OrderedDict()
     try:
         with safe_open(path, framework="np") as f:
-            metadata = dict(f.metadata() or {})
-            for name in f.keys():
+            metadata, names = dict(f.metadata() or {}), list(f.keys())
+            for name in names:
                 dtype = f.get_slice(name).get_dtype()
                 if dtype not in READABLE_DTYPES:  # float8 and the like: NumPy has no such dtype
                     raise ValueError(f"{path}: tensor {name[:80]!r} has dtype {dtype[:20]}; numpygpt reads "
                                      f"{', '.join(READABLE_DTYPES)} tensors")
-                if dtype == "BF16":
-                    arrays[name] = _read_bfloat16(path, name)
-                    continue
-                array = f.get_tensor(name)
-                arrays[name] = array if array.flags.writeable else array.copy()
     except SafetensorError as e:  # a header too short, too long or not JSON; byte ranges not covering the file
         raise corrupt_file_error(path, f"not a readable safetensors file ({e})") from None
-    return metadata, arrays
+    return metadata, _read_tensors(path, names)
+
+
+# safetensors dtype -> NumPy dtype (safetensors stores little-endian)
+_NUMPY_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+                 "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+
+
+def _read_tensors(path: str, names: list[str]) -> OrderedDict[str, np.ndarray]:
+    """The tensors `names` of a safetensors file whose header `safe_open` has already checked,
+    each read with `readinto` into an array of its own."""
+    arrays: OrderedDict[str, np.ndarray] = OrderedDict()
+    with open(path, "rb", buffering=0) as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+        for name in names:
+            entry = header[name]
+            if entry["dtype"] == "BF16":
+                arrays[name] = _read_bfloat16(path, name)
+                continue
+            array = np.empty(entry["shape"], dtype=np.dtype(_NUMPY_DTYPES[entry["dtype"]]).newbyteorder("="))
+            begin, end = entry["data_offsets"]
+            f.seek(8 + header_len + begin)
+            view, done = memoryview(array.reshape(-1).view(np.uint8)), 0
+            while done < end - begin:  # readinto may return fewer bytes than asked
+                n = f.readinto(view[done:])
+                if not n:
+                    raise corrupt_file_error(path, f"tensor {name[:80]!r} ends past the end of the file")
+                done += n
+            arrays[name] = array if sys.byteorder == "little" else array.byteswap()
+    return arrays
 
 
 # ----------------------------------------------------------------------------- arrays in files
