@@ -30,6 +30,11 @@ def is_integer(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def is_number(value: Any) -> bool:
+    """True for Python and NumPy ints and floats; False for bools, which Python counts as ints."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def integer(value: Any, name: str, minimum: int = 1, allow_none: bool = False) -> int | None:
     """`value` as an int of at least `minimum` (None passes if `allow_none`).
 

@@ -384,7 +384,7 @@ def _check_optimizer_settings(path: str, saved: Mapping[str, Any] | None) -> Non
 
 
 def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    return _checks.is_number(value) and bool(np.isfinite(value))
 
 
 def _model_for(path: str, model: Module | None, cfg: dict[str, Any] | None,

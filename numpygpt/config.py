@@ -95,21 +95,18 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         out[k] = int(out[k])
     if out["emb_dim"] % out["n_heads"]:
         raise ValueError(f"config: emb_dim ({out['emb_dim']}) must be divisible by n_heads ({out['n_heads']})")
-    if not _is_real(out["drop_rate"]) or not 0 <= out["drop_rate"] < 1:
+    if not _checks.is_number(out["drop_rate"]) or not 0 <= out["drop_rate"] < 1:
         raise ValueError(f"config['drop_rate'] must be a number in [0, 1), got {short_repr(out['drop_rate'])}")
     for k in ("qkv_bias", "tie_embeddings"):
         if not isinstance(out[k], (bool, np.bool_)):
             raise ValueError(f"config[{k!r}] must be True or False, got {short_repr(out[k])}")
     eps = out["ln_eps"]
     # LayerNorm divides by sqrt(var + eps): NaN, infinity or eps <= 0 would give NaN or 0 everywhere
-    if not _is_real(eps) or not np.isfinite(eps) or eps <= 0:
+    if not _checks.is_number(eps) or not np.isfinite(eps) or eps <= 0:
         raise ValueError(f"config['ln_eps'] must be a positive finite number, got {short_repr(eps)}")
     return out
 
 
-def _is_real(value: Any) -> bool:
-    """True for Python and NumPy ints and floats; False for bools (which Python counts as ints)."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def short_repr(value: Any) -> str:

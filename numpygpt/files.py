@@ -266,19 +266,12 @@ def read_json(path: PathLike, what: str) -> Any:
     return loads_json(text, str(path))
 
 
-def _read_bfloat16(path: str, name: str) -> np.ndarray:
-    """A bfloat16 tensor (which NumPy lacks) widened to float32, read from the raw bytes.
+def _widen_bfloat16(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 values (which NumPy lacks), given as their uint16 bit patterns, widened to float32.
 
     bfloat16 is the upper half of a float32, so shifting the 16 bits up by 16 is exact.
     """
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        entry = json.loads(f.read(header_len))[name]
-        begin, end = entry["data_offsets"]
-        f.seek(8 + header_len + begin)
-        raw = f.read(end - begin)
-    bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-    return bits.view(np.float32).reshape(entry["shape"])
+    return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
 # safetensors dtypes numpygpt reads: floats (BF16 is widened to float32), integers and booleans
@@ -309,9 +302,10 @@ def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str]
     return metadata, _read_tensors(path, names)
 
 
-# safetensors dtype -> NumPy dtype (safetensors stores little-endian)
+# safetensors dtype -> NumPy dtype (safetensors stores little-endian); BF16 is read as its
+# uint16 bit patterns and widened to float32
 _NUMPY_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-                 "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+                 "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?", "BF16": "<u2"}
 
 
 def _read_tensors(path: str, names: list[str]) -> OrderedDict[str, np.ndarray]:
@@ -323,9 +317,6 @@ def _read_tensors(path: str, names: list[str]) -> OrderedDict[str, np.ndarray]:
         header = json.loads(f.read(header_len))
         for name in names:
             entry = header[name]
-            if entry["dtype"] == "BF16":
-                arrays[name] = _read_bfloat16(path, name)
-                continue
             array = np.empty(entry["shape"], dtype=np.dtype(_NUMPY_DTYPES[entry["dtype"]]).newbyteorder("="))
             begin, end = entry["data_offsets"]
             f.seek(8 + header_len + begin)
@@ -335,7 +326,9 @@ def _read_tensors(path: str, names: list[str]) -> OrderedDict[str, np.ndarray]:
                 if not n:
                     raise corrupt_file_error(path, f"tensor {name[:80]!r} ends past the end of the file")
                 done += n
-            arrays[name] = array if sys.byteorder == "little" else array.byteswap()
+            if sys.byteorder != "little":
+                array = array.byteswap()
+            arrays[name] = _widen_bfloat16(array) if entry["dtype"] == "BF16" else array
     return arrays
 
 

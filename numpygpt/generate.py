@@ -45,20 +45,18 @@ def _check_counts(model: Any, max_new_tokens: int, context_size: int) -> None:
         raise ValueError(f"context_size {context_size} exceeds the model's context_length {limit}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """Raise for sampling options `generate` cannot use: TypeError for one of the wrong
     type (a string, None as the temperature), ValueError for a number out of range.
     Each message names the option and the value."""
-    if not _is_number(temperature):
+    if not _checks.is_number(temperature):
         raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r}")
     if not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
     _checks.integer(top_k, "top_k", allow_none=True)
-    if top_p is not None and not _is_number(top_p):
+    if top_p is not None and not _checks.is_number(top_p):
         raise TypeError(f"top_p must be a number in (0, 1] or None, got {type(top_p).__name__} {top_p!r}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")

@@ -88,8 +88,6 @@ _HF_FLAGS = ("scale_attn_weights", "add_cross_attention", "reorder_and_upcast_at
              "scale_attn_by_inverse_layer_idx", "tie_word_embeddings")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_hf_types(hf: Mapping[str, Any]) -> None:
@@ -107,9 +105,9 @@ def _check_hf_types(hf: Mapping[str, Any]) -> None:
             raise wrong(key, "true or false")
     if not isinstance(hf["activation_function"], str):
         raise wrong("activation_function", "a string")
-    if not _is_number(hf["layer_norm_epsilon"]):
+    if not _checks.is_number(hf["layer_norm_epsilon"]):
         raise wrong("layer_norm_epsilon", "a number")
-    if hf.get("resid_pdrop") is not None and not _is_number(hf["resid_pdrop"]):
+    if hf.get("resid_pdrop") is not None and not _checks.is_number(hf["resid_pdrop"]):
         raise wrong("resid_pdrop", "a number or null")
 
 
