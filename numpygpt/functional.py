@@ -250,61 +250,84 @@ class GELU(Function):
 class GELUTanh(Function):
     """GELU, tanh form: y = ½ x (1 + tanh u),  u = √(2/π) (x + 0.044715 x³).
 
-    backward, with t = tanh u:
-      dy/dx = ½ (1 + t)                                   (from the first x)
-            + ½ x (1 - t²) · √(2/π) (1 + 3 · 0.044715 x²)  (through tanh)
+    Computed as the same function written with the logistic σ(z) = 1 / (1 + e⁻ᶻ):
+    ½ (1 + tanh u) = σ(2u), so y = x · s with s = σ(2u) = 1 / (1 + e^(-2u)).
+    One exp where the seed's formula has a tanh (NumPy's exp is 2x faster than its
+    tanh in float32 and 4x in float64), and no 1 + tanh u cancelling to nothing for
+    large negative x. It works `_GELU_CHUNK` numbers at a time, so the passes over
+    each chunk stay in the core's cache.
+
+    backward, with ds/du = 2 s (1 - s):
+      dy/dx = s + x · 2 s (1 - s) · √(2/π) (1 + 3 · 0.044715 x²)
+    which is the tanh form's ½ (1 + t) + ½ x (1 - t²) · du/dx with t = tanh u = 2s - 1.
     """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         need_grad = fused.recording(ctx)
-        t = np.empty_like(x)                                           # u, then tanh u
-        out = np.empty_like(x) if need_grad else t                     # backward keeps t; else reuse it
-        _gelu_tanh_kernel(x, t, out)
+        s = np.empty_like(x)                                           # σ(2u), kept for backward
+        out = np.empty_like(x) if need_grad else s                     # else y is written over s
+        for xc, sc, oc in _chunks(x, s, out):
+            _gelu_tanh_kernel(xc, sc, oc)
         if need_grad:
-            ctx.save_for_backward(x, t)
+            ctx.save_for_backward(x, s)
         return out
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
-        x, t = ctx.saved_tensors
-        dydx = np.empty_like(t)
-        _gelu_tanh_grad_kernel(x, t, dydx)
+        x, s = ctx.saved_tensors
+        dydx = np.empty_like(s)
+        scratch = np.empty(min(s.size, _GELU_CHUNK), dtype=s.dtype)
+        for xc, sc, dc in _chunks(x, s, dydx):
+            _gelu_tanh_grad_kernel(xc, sc, dc, scratch[: xc.size])
         if g.shape != dydx.shape:                                      # g may keep a broadcast shape
             return g * dydx
         dydx *= g
         return dydx
 
 
-def _gelu_tanh_kernel(x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
-    """t = tanh(√(2/π) (x + 0.044715 x³)) and out = ½ x (1 + t), in place in t and out (out
-    may be t itself); the composed formula's operations in its order, so the same bits."""
-    np.multiply(x, 0.044715, out=t)
-    t *= x
-    t *= x                                                             # 0.044715 x³
-    t += x
-    t *= _GELU_C                                                       # u
-    np.tanh(t, out=t)                                                  # t = tanh u
-    np.add(t, 1, out=out)
-    out *= x
-    out *= 0.5                                                         # ½ x (1 + t) (× ½ is exact)
+_GELU_CHUNK = 2**16                 # numbers per chunk: a few arrays of it fit in a core's L2 cache
+_GELU_A = -2 * _GELU_C              # -2u = x (A + B x²)
+_GELU_B = -2 * _GELU_C * 0.044715
 
 
-def _gelu_tanh_grad_kernel(x: np.ndarray, t: np.ndarray, dx: np.ndarray) -> None:
-    """dx = dy/dx = ½ (1 + t) + ½ x (1 - t²) · √(2/π) (1 + 3 · 0.044715 x²), in place in dx,
-    in the composed formula's order of operations."""
+def _chunks(*arrays: np.ndarray):
+    """Matching 1-D chunks of equally shaped arrays (one chunk, the arrays themselves, unless
+    all are C-contiguous)."""
+    if not all(a.flags.c_contiguous for a in arrays):
+        yield arrays
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    for lo in range(0, arrays[0].size, _GELU_CHUNK):
+        yield tuple(a[lo:lo + _GELU_CHUNK] for a in flat)
+
+
+def _gelu_tanh_kernel(x: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
+    """s = σ(2u) and out = x · s = GELU(x), in place (out may be s itself: then s ends as y)."""
+    np.multiply(x, x, out=s)
+    s *= _GELU_B
+    s += _GELU_A
+    s *= x                                                             # -2u = -2√(2/π) (x + 0.044715 x³)
+    with np.errstate(over="ignore"):      # e^(-2u) = inf for very negative x: s = 0 and y = -0, the limit
+        np.exp(s, out=s)
+    s += 1                                                             # 1 + e^(-2u)
+    if out is s:
+        np.divide(x, s, out=out)                                       # y = x / (1 + e^(-2u))
+    else:
+        np.divide(1, s, out=s)                                         # s = σ(2u)
+        np.multiply(x, s, out=out)                                     # y = x · s
+
+
+def _gelu_tanh_grad_kernel(x: np.ndarray, s: np.ndarray, dx: np.ndarray, term: np.ndarray) -> None:
+    """dx = dy/dx = s + x · 2 s (1 - s) · √(2/π) (1 + 3 · 0.044715 x²), in place; `term` is scratch."""
     np.multiply(x, x, out=dx)
-    dx *= 3 * 0.044715
-    dx += 1
-    dx *= _GELU_C                                                      # du/dx = √(2/π) (1 + 3 · 0.044715 x²)
-    term = np.square(t, out=np.empty_like(t))
-    np.subtract(1, term, out=term)                                     # 1 - t² = dtanh/du
-    term *= x
-    term *= 0.5
-    dx *= term                                                         # ½ x (1 - t²) du/dx   (through tanh)
-    np.add(t, 1, out=term)
-    term *= 0.5
-    dx += term                                                         # + ½ (1 + t)          (from the first x)
+    dx *= 6 * _GELU_C * 0.044715
+    dx += 2 * _GELU_C                                                  # 2 du/dx
+    np.subtract(1, s, out=term)
+    term *= s
+    term *= x                                                          # x s (1 - s)
+    dx *= term                                                         # x · 2 s (1 - s) du/dx  (through s)
+    dx += s                                                            # + s                    (from the first x)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:

@@ -41,7 +41,7 @@ _BLOCK_BYTES = 16 * 2**20   # the (b, g, T, S) scores of one block of heads stay
 _SAVE_BYTES = 32 * 2**20    # keep all the weights for backward when they fit in this, else recompute
 _QUERY_ROWS = 128           # queries per chunk: each chunk's scores reach only the keys it may see
 
-# Not done here: splitting elementwise passes (GELU's tanh, the softmax's exp) over both cores
+# Not done here: splitting elementwise passes (GELU's and the softmax's exp) over both cores
 # in threads. Alone it halves a 1.5M-number GELU (11 -> 5.4 ms), but inside the forward it
 # measured no faster (12.2 -> 13.6 ms per GELU, best of 8): right after each matmul OpenBLAS's
 # worker threads keep spinning on the other core, so the second thread finds it busy.
@@ -68,33 +68,41 @@ def _blocks(batch: int, heads: int, per_head_bytes: int) -> Iterator[tuple[slice
             yield slice(b, b + rows), slice(h, h + group)
 
 
-def _query_chunks(blocked: np.ndarray) -> list[tuple[int, int, int]]:
-    """(lo, hi, end) for each chunk of query rows lo..hi-1: `end` is one past the last key
-    that any of those queries may see (a key past it is blocked for every row of the chunk)."""
-    T = blocked.shape[0]
+def _query_chunks(blocked: np.ndarray) -> list[tuple[int, int, int, np.ndarray | None]]:
+    """(lo, hi, end, mask) for each chunk of query rows lo..hi-1: `end` is one past the last key
+    that any of those queries may see (a key past it is blocked for every row of the chunk), and
+    `mask` is blocked[lo:hi, :end], or None when it blocks nothing (a decoding step's one query)."""
+    T, S = blocked.shape
+    if T == 1 and not blocked[0, -1]:  # one query that may see the last key: a decoding step
+        return [(0, 1, S, blocked if blocked.any() else None)]
     chunks = []
     for lo in range(0, T, _QUERY_ROWS):
         hi = min(lo + _QUERY_ROWS, T)
         seen = np.flatnonzero(~blocked[lo:hi].all(axis=0))              # keys some row may see
-        chunks.append((lo, hi, int(seen[-1]) + 1 if seen.size else blocked.shape[1]))
+        end = int(seen[-1]) + 1 if seen.size else S
+        mask = blocked[lo:hi, :end]
+        chunks.append((lo, hi, end, mask if mask.any() else None))
     return chunks
 
 
-def _scores(q: np.ndarray, k: np.ndarray, scale: float, blocked: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+def _scores(q: np.ndarray, k: np.ndarray, scale: float, blocked: np.ndarray | None,
+            out: np.ndarray | None) -> np.ndarray:
     """(q · scale) @ kᵀ with the blocked positions set to -inf, in `out` if given."""
     scores = np.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2), out=out)  # (b, g, T, S)
-    np.copyto(scores, -np.inf, where=blocked)                                 # blocked (T, S) broadcasts
+    if blocked is not None:
+        np.copyto(scores, -np.inf, where=blocked)                             # blocked (T, S) broadcasts
     return scores
 
 
-def _softmax_inplace(scores: np.ndarray) -> np.ndarray:
-    """Softmax of each row of `scores`, in place; returns each row's log Σ exp (b, g, T, 1)."""
+def _softmax_inplace(scores: np.ndarray, lse: np.ndarray | None = None) -> None:
+    """Softmax of each row of `scores`, in place; each row's log Σ exp (b, g, T, 1) into `lse` if given."""
     row_max = scores.max(axis=-1, keepdims=True)          # (b, g, T, 1) shifted: no overflow
     scores -= row_max
     np.exp(scores, out=scores)
     total = scores.sum(axis=-1, keepdims=True)
     scores /= total
-    return row_max + np.log(total)                        # logsumexp of the scaled, masked scores
+    if lse is not None:
+        np.add(row_max, np.log(total), out=lse)           # logsumexp of the scaled, masked scores
 
 
 class Attention(Function):
@@ -121,17 +129,15 @@ class Attention(Function):
         lse = np.empty((B, nh, T, 1), dtype=q.dtype) if need_grad and weights is None else None
         chunks = _query_chunks(blocked)
         for rows, heads in _blocks(B, nh, T * S * q.itemsize):
-            for lo, hi, end in chunks:                                             # (b, g, hi - lo, end)
+            for lo, hi, end, mask in chunks:                                       # (b, g, hi - lo, end)
                 buffer = None if weights is None else weights[rows, heads, lo:hi, :end]
-                p = _scores(q[rows, heads, lo:hi], k[rows, heads, :end], scale, blocked[lo:hi, :end], buffer)
-                log_total = _softmax_inplace(p)
-                if lse is not None:
-                    lse[rows, heads, lo:hi] = log_total
+                p = _scores(q[rows, heads, lo:hi], k[rows, heads, :end], scale, mask, buffer)
+                _softmax_inplace(p, None if lse is None else lse[rows, heads, lo:hi])
                 np.matmul(p, v[rows, heads, :end], out=out[rows, heads, lo:hi])  # (b, g, hi - lo, hs)
                 del p  # before the next chunk's scores are made: one chunk alive at a time
         if need_grad:
             ctx.save_for_backward(q, k, v, out, weights, lse)
-            ctx.blocked, ctx.scale, ctx.chunks = blocked, scale, chunks
+            ctx.scale, ctx.chunks = scale, chunks
         return out
 
     @staticmethod
@@ -152,13 +158,13 @@ class Attention(Function):
                 d.fill(0)
         scale = q.dtype.type(ctx.scale)
         for rows, heads in _blocks(B, nh, T * S * q.itemsize):
-            for lo, hi, end in ctx.chunks:
+            for lo, hi, end, mask in ctx.chunks:
                 qb, gb = q[rows, heads, lo:hi], g[rows, heads, lo:hi]            # (b, g, hi - lo, hs)
                 kb, vb = k[rows, heads, :end], v[rows, heads, :end]              # (b, g, end, hs)
                 if weights is not None:
                     p = weights[rows, heads, lo:hi, :end]                        # kept from forward
                 else:                                                            # recomputed: P = exp(Z - lse)
-                    p = _scores(qb, kb, scale, ctx.blocked[lo:hi, :end], None)
+                    p = _scores(qb, kb, scale, mask, None)
                     p -= lse[rows, heads, lo:hi]
                     np.exp(p, out=p)
                 if need_v:

@@ -84,3 +84,40 @@ def test_markdown_has_every_target(quick_run) -> None:
     assert len(table_rows) == len(data["summary"]["rows"]) + 1  # + the header
     assert sum(("pass |" in line or "MISS |" in line) for line in table_rows) == sum(
         row["met"] is not None for row in with_target)
+
+
+def test_breakdown_quick_splits_every_workload(tmp_path: Path) -> None:
+    """`benchmarks/breakdown.py --quick`: the profile's buckets for each workload and generation's split."""
+    md = tmp_path / "breakdown.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "breakdown.py"), "--quick", "--markdown", str(md)],
+                          check=False, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = md.read_text()
+    assert proc.stdout == text + "\n"                                   # printed and written alike
+    for name in ("forward", "train", "forward_f64", "train_f64"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        assert row.count("|") == 14 and "Linear" not in row           # 13 cells: time, 8 buckets, rate, MFU, ceiling
+    assert "generate, per token:" in text and "tiny weights" in text and "Bandwidth bound reached" in text
+
+
+def test_breakdown_buckets_hand_numpy_time_to_the_caller() -> None:
+    """np.mean's own Python time (called from LayerNorm) is LayerNorm's, not "other"'s."""
+    import cProfile
+    import pstats
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import breakdown
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    import numpy as np
+    import numpygpt.nn.functional as F
+
+    import numpygpt
+    x = numpygpt.tensor(np.random.default_rng(0).standard_normal((64, 256)), requires_grad=True)
+    w, b = numpygpt.ones(256, requires_grad=True), numpygpt.zeros(256, requires_grad=True)
+    profile = cProfile.Profile()
+    profile.runcall(lambda: [F.layer_norm(x, (256,), w, b).sum().backward() for _ in range(20)])
+    split = breakdown.buckets(pstats.Stats(profile))
+    assert split["LayerNorm"] > 0 and set(split) <= set(breakdown.BUCKETS)
+    assert abs(sum(split.values()) - sum(e[2] for e in pstats.Stats(profile).stats.values())) < 1e-9

@@ -97,9 +97,20 @@ def test_attention_float32_stays_float32():
 
 def test_query_chunks_reach_only_the_keys_they_may_see(monkeypatch):
     monkeypatch.setattr(fused, "_QUERY_ROWS", 2)
-    assert fused._query_chunks(causal_blocked(5, 8)) == [(0, 2, 5), (2, 4, 7), (4, 5, 8)]   # 3 cached keys
+    blocked = causal_blocked(5, 8)                                                            # 3 cached keys
+    chunks = fused._query_chunks(blocked)
+    assert [c[:3] for c in chunks] == [(0, 2, 5), (2, 4, 7), (4, 5, 8)]
+    for lo, hi, end, mask in chunks:                           # each chunk's own part of the mask, or None
+        if mask is None:
+            assert not blocked[lo:hi, :end].any()
+        else:
+            np.testing.assert_array_equal(mask, blocked[lo:hi, :end])
+    assert chunks[-1][3] is None                               # the last query sees every key
     everything = np.zeros((3, 4), dtype=bool)                                                 # no mask at all
-    assert fused._query_chunks(everything) == [(0, 2, 4), (2, 3, 4)]
+    assert fused._query_chunks(everything) == [(0, 2, 4, None), (2, 3, 4, None)]
+    assert fused._query_chunks(causal_blocked(1, 6)) == [(0, 1, 6, None)]                     # a decoding step
+    one = np.array([[False, True, False, True]])                                              # last key hidden
+    assert [c[:3] for c in fused._query_chunks(one)] == [(0, 1, 3)]
 
 
 def test_attention_output_is_laid_out_for_the_head_merge():
