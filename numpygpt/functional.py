@@ -264,22 +264,27 @@ class GELUTanh(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        need_grad = fused.recording(ctx)
-        s = np.empty_like(x)                                           # σ(2u), kept for backward
-        out = np.empty_like(x) if need_grad else s                     # else y is written over s
-        for xc, sc, oc in _chunks(x, s, out):
-            _gelu_tanh_kernel(xc, sc, oc)
-        if need_grad:
-            ctx.save_for_backward(x, s)
+        x = x if x.flags.c_contiguous else x.copy(order="C")           # the chunks are runs of memory
+        out = np.empty_like(x)
+        if not fused.recording(ctx):
+            for xc, oc in _chunks(x, out):
+                _gelu_tanh_kernel(xc, oc, oc)                          # y written over s
+            return out
+        s = np.empty(min(x.size, _GELU_CHUNK), dtype=x.dtype)          # one chunk's σ(2u) at a time
+        for xc, oc in _chunks(x, out):
+            _gelu_tanh_kernel(xc, s[: xc.size], oc)
+        ctx.save_for_backward(x)  # x only: backward recomputes s, one exp, instead of keeping a copy's worth
         return out
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray):
-        x, s = ctx.saved_tensors
-        dydx = np.empty_like(s)
-        scratch = np.empty(min(s.size, _GELU_CHUNK), dtype=s.dtype)
-        for xc, sc, dc in _chunks(x, s, dydx):
-            _gelu_tanh_grad_kernel(xc, sc, dc, scratch[: xc.size])
+        (x,) = ctx.saved_tensors
+        dydx = np.empty_like(x)
+        s, term = (np.empty(min(x.size, _GELU_CHUNK), dtype=x.dtype) for _ in range(2))
+        for xc, dc in _chunks(x, dydx):
+            n = xc.size
+            _gelu_tanh_kernel(xc, s[:n])                               # s = σ(2u) again, the same bits
+            _gelu_tanh_grad_kernel(xc, s[:n], dc, term[:n])
         if g.shape != dydx.shape:                                      # g may keep a broadcast shape
             return g * dydx
         dydx *= g
@@ -292,18 +297,15 @@ _GELU_B = -2 * _GELU_C * 0.044715
 
 
 def _chunks(*arrays: np.ndarray):
-    """Matching 1-D chunks of equally shaped arrays (one chunk, the arrays themselves, unless
-    all are C-contiguous)."""
-    if not all(a.flags.c_contiguous for a in arrays):
-        yield arrays
-        return
+    """Matching 1-D chunks of _GELU_CHUNK numbers of equally shaped C-contiguous arrays."""
     flat = [a.reshape(-1) for a in arrays]
     for lo in range(0, arrays[0].size, _GELU_CHUNK):
         yield tuple(a[lo:lo + _GELU_CHUNK] for a in flat)
 
 
-def _gelu_tanh_kernel(x: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
-    """s = σ(2u) and out = x · s = GELU(x), in place (out may be s itself: then s ends as y)."""
+def _gelu_tanh_kernel(x: np.ndarray, s: np.ndarray, out: np.ndarray | None = None) -> None:
+    """s = σ(2u) and, if `out` is given, out = x · s = GELU(x), in place (out may be s itself:
+    then s ends as y). The same operations with or without grad, so the same bits either way."""
     np.multiply(x, x, out=s)
     s *= _GELU_B
     s += _GELU_A
@@ -311,10 +313,8 @@ def _gelu_tanh_kernel(x: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
     with np.errstate(over="ignore"):      # e^(-2u) = inf for very negative x: s = 0 and y = -0, the limit
         np.exp(s, out=s)
     s += 1                                                             # 1 + e^(-2u)
-    if out is s:
-        np.divide(x, s, out=out)                                       # y = x / (1 + e^(-2u))
-    else:
-        np.divide(1, s, out=s)                                         # s = σ(2u)
+    np.divide(1, s, out=s)                                             # s = σ(2u)
+    if out is not None:
         np.multiply(x, s, out=out)                                     # y = x · s
 
 

@@ -209,3 +209,22 @@ def test_gelu_tanh_infinities_and_nan() -> None:
 def test_gelu_rejects_unknown_forms(approximate: object) -> None:
     with pytest.raises(ValueError, match="'none' or 'tanh'"):
         F.gelu(numpygpt.tensor([1.0]), approximate=approximate)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_tanh_same_bits_with_and_without_grad(dtype: type) -> None:
+    """The forward computes the same numbers whether or not it records for backward, and its
+    backward (which recomputes σ(2u) from x) matches the gradient of a fresh forward."""
+    x_np = np.random.default_rng(3).uniform(-9, 9, (4, 70001)).astype(dtype)   # more than one chunk
+    with numpygpt.no_grad():
+        plain = F.gelu(numpygpt.tensor(x_np), approximate="tanh").data
+    x = leaf(x_np)
+    y = F.gelu(x, approximate="tanh")
+    np.testing.assert_array_equal(y.data, plain)
+    y.backward(np.ones_like(x_np))
+    _, want_dx, z, dx_size = gelu_tanh_reference(x_np)
+    assert np.all(np.abs(x.grad.data - want_dx) <= 8 * (1 + z) * np.maximum(dx_size * np.finfo(dtype).eps,
+                                                                              np.finfo(dtype).tiny))
+    xt = leaf(x_np[:, ::2])                                                          # a strided input
+    F.gelu(xt, approximate="tanh").sum().backward()
+    np.testing.assert_array_equal(xt.grad.data, x.grad.data[:, ::2])
