@@ -266,14 +266,10 @@ class GELUTanh(Function):
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         x = x if x.flags.c_contiguous else x.copy(order="C")           # the chunks are runs of memory
         out = np.empty_like(x)
-        if not fused.recording(ctx):
-            for xc, oc in _chunks(x, out):
-                _gelu_tanh_kernel(xc, oc, oc)                          # y written over s
-            return out
-        s = np.empty(min(x.size, _GELU_CHUNK), dtype=x.dtype)          # one chunk's σ(2u) at a time
         for xc, oc in _chunks(x, out):
-            _gelu_tanh_kernel(xc, s[: xc.size], oc)
-        ctx.save_for_backward(x)  # x only: backward recomputes s, one exp, instead of keeping a copy's worth
+            _gelu_tanh_kernel(xc, oc, oc)                              # σ(2u), then y, in the output
+        if fused.recording(ctx):
+            ctx.save_for_backward(x)  # x only: backward recomputes σ(2u), one exp, instead of keeping it
         return out
 
     @staticmethod

@@ -291,13 +291,7 @@ class GPTModel(nn.Module):
         a forward of its own, a hook, an attention observer, an active dropout)."""
         if is_grad_enabled():
             return False
-        stack, seen = [self], {id(self)}  # every module once: named_modules' walk without the names
-        while stack:
-            m = stack.pop()
-            for child in m._modules.values():
-                if child is not None and id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append(child)
+        for m in self.modules():
             if (type(m).forward is not _DECODE_FORWARDS.get(type(m)) or "forward" in m.__dict__
                     or m._forward_pre_hooks or m._forward_hooks or m._backward_hooks
                     or (isinstance(m, MultiHeadAttention) and not m._fused())

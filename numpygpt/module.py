@@ -197,7 +197,17 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
-        return (m for _, m in self.named_modules())
+        """The modules of `named_modules()`, in its order, without building their names (a
+        generation step walks them once per token)."""
+        seen: set[int] = set()
+        stack: list[Module] = [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield m
+            stack.extend(reversed([c for c in m._modules.values() if c is not None]))
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, m in self._modules.items():

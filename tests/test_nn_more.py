@@ -103,6 +103,14 @@ def test_named_modules_memo_skips_what_was_seen() -> None:
     assert [n for n, _ in tree.named_modules(memo)] == ["", "skip", "out"]   # the heads were seen
 
 
+def test_modules_are_named_modules_without_the_names() -> None:
+    tree = Tree()                                              # a shared Linear: listed once
+    assert [id(m) for m in tree.modules()] == [id(m) for _, m in tree.named_modules()]
+    ring = nn.Sequential(nn.ReLU())
+    ring.add_module("back", ring)                              # a module that contains itself
+    assert list(ring.modules()) == [ring, ring[0]]
+
+
 def test_apply_visits_children_before_parents_as_torch(torch) -> None:
     ours, theirs = Tree(), _torch_tree(torch)
     seen: list[str] = []
