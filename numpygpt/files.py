@@ -51,6 +51,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError, safe_open
 
+from ._parallel import map_in_threads
 from .tensor import Tensor
 
 __all__ = [
@@ -278,7 +279,8 @@ def _widen_bfloat16(bits: np.ndarray) -> np.ndarray:
 READABLE_DTYPES = ("F32", "F64", "F16", "BF16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL")
 
 
-def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str], OrderedDict[str, np.ndarray]]:
+def read_safetensors(path: PathLike, what: str = "file", column_major: Callable[[str], bool] | None = None
+                     ) -> tuple[dict[str, str], OrderedDict[str, np.ndarray]]:
     """(metadata, name -> array) from a safetensors file, or a clear error.
 
     A missing file is FileNotFoundError; a file safetensors cannot parse
@@ -286,7 +288,12 @@ def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str]
     The safetensors library checks the header (byte ranges inside the file,
     no overlaps, known dtypes); then each tensor's bytes are read straight
     into a new writable array, one copy from the file, nothing left mapped.
-    bfloat16 becomes float32.
+    bfloat16 becomes float32. The tensors are read in threads (see `_parallel`).
+
+    The 2-D tensors whose names `column_major` is true of come back in Fortran order, with
+    their stored shape and values: their transposes are then C-contiguous views.
+    Hugging Face's Conv1D weights (in, out) are read this way, so the (out, in)
+    weights of numpygpt's Linear layers cost no copy beyond the read itself.
     """
     path = check_regular_file(path, what)
     try:
@@ -299,7 +306,8 @@ def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str]
                                      f"{', '.join(READABLE_DTYPES)} tensors")
     except SafetensorError as e:  # a header too short, too long or not JSON; byte ranges not covering the file
         raise corrupt_file_error(path, f"not a readable safetensors file ({e})") from None
-    return metadata, _read_tensors(path, names)
+    transposed = frozenset(filter(column_major, names)) if column_major else frozenset()
+    return metadata, _read_tensors(path, names, transposed)
 
 
 # safetensors dtype -> NumPy dtype (safetensors stores little-endian); BF16 is read as its
@@ -307,29 +315,70 @@ def read_safetensors(path: PathLike, what: str = "file") -> tuple[dict[str, str]
 _NUMPY_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
                  "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?", "BF16": "<u2"}
 
+# bytes of a tensor read at a time when it is laid out in column-major order: a band of
+# rows this size stays in the core's cache while it is copied into its columns
+_BAND_BYTES = 256 * 1024
 
-def _read_tensors(path: str, names: list[str]) -> OrderedDict[str, np.ndarray]:
+
+def _read_tensors(path: str, names: list[str], column_major: frozenset[str]) -> OrderedDict[str, np.ndarray]:
     """The tensors `names` of a safetensors file whose header `safe_open` has already checked,
-    each read with `readinto` into an array of its own."""
-    arrays: OrderedDict[str, np.ndarray] = OrderedDict()
+    each read with `readinto` into an array of its own; the largest first, in threads."""
     with open(path, "rb", buffering=0) as f:
         (header_len,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(header_len))
-        for name in names:
-            entry = header[name]
-            array = np.empty(entry["shape"], dtype=np.dtype(_NUMPY_DTYPES[entry["dtype"]]).newbyteorder("="))
-            begin, end = entry["data_offsets"]
-            f.seek(8 + header_len + begin)
-            view, done = memoryview(array.reshape(-1).view(np.uint8)), 0
-            while done < end - begin:  # readinto may return fewer bytes than asked
-                n = f.readinto(view[done:])
-                if not n:
-                    raise corrupt_file_error(path, f"tensor {name[:80]!r} ends past the end of the file")
-                done += n
-            if sys.byteorder != "little":
-                array = array.byteswap()
-            arrays[name] = _widen_bfloat16(array) if entry["dtype"] == "BF16" else array
-    return arrays
+    start = 8 + header_len
+
+    def read(name: str) -> np.ndarray:
+        entry = header[name]
+        dtype = np.dtype(_NUMPY_DTYPES[entry["dtype"]]).newbyteorder("=")
+        shape, (begin, _) = entry["shape"], entry["data_offsets"]
+        direct = name in column_major and len(shape) == 2 and sys.byteorder == "little" and entry["dtype"] != "BF16"
+        with open(path, "rb", buffering=0) as f:
+            f.seek(start + begin)
+            if direct:
+                return _read_column_major(f, shape, dtype, path, name)
+            array = np.empty(shape, dtype=dtype)
+            _read_into(f, array, path, name)
+        if sys.byteorder != "little":
+            array = array.byteswap()
+        array = _widen_bfloat16(array) if entry["dtype"] == "BF16" else array
+        return np.asfortranarray(array) if name in column_major else array
+
+    by_size = sorted(names, key=lambda name: -_stored_bytes(header[name]))
+    arrays = dict(zip(by_size, map_in_threads(read, by_size)))
+    return OrderedDict((name, arrays[name]) for name in names)
+
+
+def _stored_bytes(entry: Mapping[str, Any]) -> int:
+    begin, end = entry["data_offsets"]
+    return end - begin
+
+
+def _read_into(f: Any, array: np.ndarray, path: str, name: str) -> None:
+    """Fill C-contiguous `array` with the next bytes of file `f` (readinto may return fewer than asked)."""
+    view, done = memoryview(array.reshape(-1).view(np.uint8)), 0
+    while done < array.nbytes:
+        n = f.readinto(view[done:])
+        if not n:
+            raise corrupt_file_error(path, f"tensor {name[:80]!r} ends past the end of the file")
+        done += n
+
+
+def _read_column_major(f: Any, shape: list[int], dtype: np.dtype, path: str, name: str) -> np.ndarray:
+    """The next (rows, cols) tensor of file `f` (stored row by row) as a Fortran-order array.
+
+    Read a band of rows at a time into a small buffer, then copy the band into
+    the array: in Fortran order its rows are columns, so this copy is the
+    transpose, done while the band is in cache.
+    """
+    rows, cols = shape
+    array = np.empty(shape, dtype=dtype, order="F")
+    band = np.empty((max(1, _BAND_BYTES // max(1, cols * dtype.itemsize)), cols), dtype=dtype)
+    for i in range(0, rows, len(band)):
+        part = band[:rows - i]
+        _read_into(f, part, path, name)
+        array[i:i + len(part)] = part
+    return array
 
 
 # ----------------------------------------------------------------------------- arrays in files
