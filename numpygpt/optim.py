@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lr_scheduler
+from . import _parallel, lr_scheduler
 from .lr_scheduler import CosineWithWarmup, LambdaLR, LRScheduler, lr_at, warmup_cosine
 from .nn import Linear
 
@@ -61,6 +61,8 @@ ParamsT = Iterable[Param] | Iterable[dict[str, Any]]
 # buffer replaces the full-size temporaries an elementwise update would make,
 # and each chunk stays in cache while all of its operations run, so the
 # parameter, its gradient and both moments cross main memory once per step.
+# A parameter of several chunks has them dealt out to threads in turn
+# (`_parallel`); every number is computed as it would be in one thread.
 _CHUNK = 1 << 16
 
 
@@ -428,8 +430,8 @@ class AdamW(Optimizer):
 
     State per parameter: "step" (int; PyTorch keeps a 0-d tensor), "exp_avg"
     (m) and "exp_avg_sq" (v), allocated at the parameter's first step.
-    Everything is updated in place in chunks, without full-size temporaries.
-    `amsgrad`, `maximize`, `foreach`, `capturable` and `fused` are not supported.
+    Everything is updated in place in chunks, without full-size temporaries,
+    a large parameter's chunks in threads. `amsgrad`, `maximize`, `foreach`, `capturable` and `fused` are not supported.
     """
 
     _state_keys = ("step", "exp_avg", "exp_avg_sq")
@@ -445,7 +447,7 @@ class AdamW(Optimizer):
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # anything else: refused below
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
-        self._scratch: dict[np.dtype, np.ndarray] = {}
+        self._scratch: dict[tuple[np.dtype, int], np.ndarray] = {}
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         super()._check_hyperparameters(group)
@@ -461,11 +463,11 @@ class AdamW(Optimizer):
         if not _number(group["eps"], "eps", "epsilon value") >= 0.0:
             raise ValueError(f"Invalid epsilon value: {group['eps']} (eps must be >= 0)")
 
-    def _scratch_for(self, dtype: np.dtype) -> np.ndarray:
-        """One chunk-sized scratch buffer per dtype, reused by every parameter and step."""
-        if dtype not in self._scratch:
-            self._scratch[dtype] = np.empty(_CHUNK, dtype)
-        return self._scratch[dtype]
+    def _scratch_for(self, dtype: np.dtype, thread: int) -> np.ndarray:
+        """One chunk-sized scratch buffer per dtype and thread, reused by every parameter and step."""
+        if (dtype, thread) not in self._scratch:
+            self._scratch[dtype, thread] = np.empty(_CHUNK, dtype)
+        return self._scratch[dtype, thread]
 
     def _update(self, index: int, group: dict[str, Any], p: Param, grad: np.ndarray) -> None:
         data = p.data
@@ -490,10 +492,16 @@ class AdamW(Optimizer):
             grad = grad.astype(data.dtype)
         if data.flags.c_contiguous and grad.flags.c_contiguous:
             flat = [a.reshape(-1) for a in (data, grad, m, v)]
-            scratch = self._scratch_for(data.dtype)
-            for start in range(0, data.size, _CHUNK):
-                chunk = [a[start : start + _CHUNK] for a in flat]
-                _adamw_kernel(*chunk, scratch[: chunk[0].size], **hyper)
+            chunks = range(0, data.size, _CHUNK)
+            runs = min(len(chunks), _parallel.num_threads())  # thread k takes chunks k, k + runs, ...
+
+            def run(k: int) -> None:
+                scratch = self._scratch_for(data.dtype, k)
+                for start in chunks[k::runs]:
+                    chunk = [a[start : start + _CHUNK] for a in flat]
+                    _adamw_kernel(*chunk, scratch[: chunk[0].size], **hyper)
+
+            _parallel.map_in_threads(run, range(runs))
         else:
             _adamw_kernel(data, grad, m, v, np.empty_like(data), **hyper)
 

@@ -466,3 +466,23 @@ def test_clip_grad_norm_propagates_nan_from_any_parameter(norm_type):
     a.grad, b.grad = np.full(3, 3.0), np.array([1.0, np.nan, 1.0])
     with pytest.raises(RuntimeError):
         optim.clip_grad_norm_([a, b], 1.0, norm_type=norm_type, error_if_nonfinite=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adamw_in_threads_gives_the_bits_of_one_thread(monkeypatch, dtype):
+    """A parameter of several chunks (2**16 values each, the last one short) is updated in threads;
+    every number must come out as in one thread, step after step."""
+    shapes = [(5 * 2**16 + 123,), (300, 257), (7,)]
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("NUMPYGPT_NUM_THREADS", threads)
+        params = [Parameter(p.data.astype(dtype)) for p in make_params(shapes, seed=4)]
+        opt = optim.AdamW(params, lr=1e-2, weight_decay=0.1)
+        rng = np.random.default_rng(5)
+        for _ in range(3):
+            for p in params:
+                p.grad = rng.standard_normal(p.data.shape).astype(dtype)
+            opt.step()
+        results.append([p.data.tobytes() for p in params] + [opt.state[i][k].tobytes()
+                                                             for i in range(3) for k in ("exp_avg", "exp_avg_sq")])
+    assert results[0] == results[1] == results[2]
