@@ -228,3 +228,19 @@ def test_gelu_tanh_same_bits_with_and_without_grad(dtype: type) -> None:
     xt = leaf(x_np[:, ::2])                                                          # a strided input
     F.gelu(xt, approximate="tanh").sum().backward()
     np.testing.assert_array_equal(xt.grad.data, x.grad.data[:, ::2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_tanh_same_bits_in_threads(dtype: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunks are dealt out to threads; the forward and the gradient are the same bits
+    with 1, 2 or 3 threads (5 chunks and a short one)."""
+    x_np = np.random.default_rng(4).uniform(-9, 9, 5 * 2**16 + 77).astype(dtype)
+    g_np = np.random.default_rng(5).standard_normal(x_np.shape).astype(dtype)
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("NUMPYGPT_NUM_THREADS", threads)
+        x = leaf(x_np)
+        y = F.gelu(x, approximate="tanh")
+        y.backward(g_np)
+        results.append((y.data.tobytes(), x.grad.data.tobytes()))
+    assert results[0] == results[1] == results[2]
