@@ -68,6 +68,8 @@ def _bucket(func: tuple[str, int, str], names: dict[tuple[str, int], str]) -> st
     if stem == "fused.py":
         return "attention"
     qual = names.get((path, line), "")
+    if qual == "_in_turns":                              # work dealt out to threads: its caller's bucket
+        return None
     for prefix, bucket in (("Linear.", "Linear (GEMMs)"), ("GELUTanh.", "GELU"), ("_gelu_tanh", "GELU"),
                            ("_chunks", "GELU"), ("LayerNorm.", "LayerNorm"), ("Embedding.", "embedding")):
         if qual.startswith(prefix):

@@ -4,9 +4,10 @@ NumPy releases the GIL inside its loops (a ufunc over an array, a copy, a
 file read into an array's buffer), so Python threads running such calls use
 several cores at once. numpygpt does this only where one NumPy call at a time
 would leave cores idle and the pieces are independent: the tensors of a
-weights file (`files.read_safetensors`) and the parameters' chunks of an
-optimizer step (`optim.AdamW`). Every piece computes exactly what it would
-alone, so the results are the same bits with one thread or many.
+weights file (`files.read_safetensors`), the parameters' chunks of an
+optimizer step (`optim.AdamW`) and the chunks of GELU over a large activation
+(`functional.GELUTanh`). Every piece computes exactly what it would alone, so
+the results are the same bits with one thread or many.
 
 The number of threads is the number of CPUs this process may run on, or
 `NUMPYGPT_NUM_THREADS` when set (1: everything runs in the calling thread).
