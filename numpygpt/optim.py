@@ -57,13 +57,16 @@ Param = Any
 ParamsT = Iterable[Param] | Iterable[dict[str, Any]]
 
 # AdamW updates big parameters (the 124M model's token embedding alone has
-# 38.6M values) in flat chunks of this many elements: one chunk-sized scratch
-# buffer replaces the full-size temporaries an elementwise update would make,
-# and each chunk stays in cache while all of its operations run, so the
+# 38.6M values) in flat chunks of this many bytes per array: one chunk-sized
+# scratch buffer replaces the full-size temporaries an elementwise update would
+# make, and each chunk stays in cache while all of its operations run, so the
 # parameter, its gradient and both moments cross main memory once per step.
+# Smaller chunks pay NumPy's per-call cost 13 times each; the 124M float32 update
+# measured 0.32 s with 256 KiB, 0.28 s with 512 KiB and 0.29 s with 1 MiB (float64:
+# 0.59 s with 512 KiB, 0.60 s with 1 MiB), on a CPU with 2 MiB of L2 per core.
 # A parameter of several chunks has them dealt out to threads in turn
 # (`_parallel`); every number is computed as it would be in one thread.
-_CHUNK = 1 << 16
+_CHUNK_BYTES = 512 << 10
 
 
 def _grad_array(p: Param) -> np.ndarray | None:
@@ -466,7 +469,7 @@ class AdamW(Optimizer):
     def _scratch_for(self, dtype: np.dtype, thread: int) -> np.ndarray:
         """One chunk-sized scratch buffer per dtype and thread, reused by every parameter and step."""
         if (dtype, thread) not in self._scratch:
-            self._scratch[dtype, thread] = np.empty(_CHUNK, dtype)
+            self._scratch[dtype, thread] = np.empty(_CHUNK_BYTES // dtype.itemsize, dtype)
         return self._scratch[dtype, thread]
 
     def _update(self, index: int, group: dict[str, Any], p: Param, grad: np.ndarray) -> None:
@@ -492,13 +495,14 @@ class AdamW(Optimizer):
             grad = grad.astype(data.dtype)
         if data.flags.c_contiguous and grad.flags.c_contiguous:
             flat = [a.reshape(-1) for a in (data, grad, m, v)]
-            chunks = range(0, data.size, _CHUNK)
+            size = _CHUNK_BYTES // data.itemsize                # numbers per chunk
+            chunks = range(0, data.size, size)
             runs = min(len(chunks), _parallel.num_threads())  # thread k takes chunks k, k + runs, ...
 
             def run(k: int) -> None:
                 scratch = self._scratch_for(data.dtype, k)
                 for start in chunks[k::runs]:
-                    chunk = [a[start : start + _CHUNK] for a in flat]
+                    chunk = [a[start : start + size] for a in flat]
                     _adamw_kernel(*chunk, scratch[: chunk[0].size], **hyper)
 
             _parallel.map_in_threads(run, range(runs))

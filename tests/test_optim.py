@@ -470,9 +470,10 @@ def test_clip_grad_norm_propagates_nan_from_any_parameter(norm_type):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adamw_in_threads_gives_the_bits_of_one_thread(monkeypatch, dtype):
-    """A parameter of several chunks (2**16 values each, the last one short) is updated in threads;
-    every number must come out as in one thread, step after step."""
-    shapes = [(5 * 2**16 + 123,), (300, 257), (7,)]
+    """A parameter of several chunks (optim._CHUNK_BYTES each, the last one short) is updated in
+    threads; every number must come out as in one thread, step after step."""
+    chunk = optim._CHUNK_BYTES // np.dtype(dtype).itemsize
+    shapes = [(5 * chunk + 123,), (300, 257), (7,)]
     results = []
     for threads in ("1", "2", "3"):
         monkeypatch.setenv("NUMPYGPT_NUM_THREADS", threads)
