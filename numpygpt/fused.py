@@ -6,7 +6,7 @@ the masked scores, the scaled ones, the weights, and in backward as many
 again. Here one block of heads at a time goes through a single buffer:
 
     scores  = (q · scale) @ kᵀ             (b, g, T, S)   scale folded into q: T·hs numbers, not T·S
-    scores[blocked] = -inf                 in place (np.copyto with where=)
+    scores[blocked] = -inf                 in place (np.copyto with where=), on the masked columns only
     weights = exp(scores - max) / Σ        in place: subtract, exp, divide
     out     = weights @ v                  written straight into the (B, T, nh, hs) result
 
@@ -32,6 +32,7 @@ Shape legend: B batch, nh heads, T queries, S keys (S = T, or cache + T), hs hea
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -68,29 +69,44 @@ def _blocks(batch: int, heads: int, per_head_bytes: int) -> Iterator[tuple[slice
             yield slice(b, b + rows), slice(h, h + group)
 
 
-def _query_chunks(blocked: np.ndarray) -> list[tuple[int, int, int, np.ndarray | None]]:
-    """(lo, hi, end, mask) for each chunk of query rows lo..hi-1: `end` is one past the last key
+class _Masked(NamedTuple):
+    """The blocked part of one query chunk's scores: the key columns from `first` on, and which of
+    them each query may not see (no key before `first` is blocked for any query of the chunk)."""
+    first: int
+    blocked: np.ndarray
+
+
+def _masked(mask: np.ndarray) -> _Masked | None:
+    """`mask` (rows, keys) cut to the columns from its first blocked one, or None if it blocks nothing."""
+    columns = np.flatnonzero(mask.any(axis=0))
+    return _Masked(int(columns[0]), mask[:, columns[0]:]) if columns.size else None
+
+
+def _query_chunks(blocked: np.ndarray) -> list[tuple[int, int, int, _Masked | None]]:
+    """(lo, hi, end, masked) for each chunk of query rows lo..hi-1: `end` is one past the last key
     that any of those queries may see (a key past it is blocked for every row of the chunk), and
-    `mask` is blocked[lo:hi, :end], or None when it blocks nothing (a decoding step's one query)."""
+    `masked` is the part of blocked[lo:hi, :end] that blocks something, or None when it blocks
+    nothing (a decoding step's one query). Under a causal mask that part is the chunk's diagonal
+    square: every row sees the keys before it, so the -inf fill touches `_QUERY_ROWS` columns,
+    not `end` (at T = 1024 the fill took 1.0 ms a layer over whole rows, 0.5 ms over the squares)."""
     T, S = blocked.shape
     if T == 1 and not blocked[0, -1]:  # one query that may see the last key: a decoding step
-        return [(0, 1, S, blocked if blocked.any() else None)]
+        return [(0, 1, S, _masked(blocked))]
     chunks = []
     for lo in range(0, T, _QUERY_ROWS):
         hi = min(lo + _QUERY_ROWS, T)
         seen = np.flatnonzero(~blocked[lo:hi].all(axis=0))              # keys some row may see
         end = int(seen[-1]) + 1 if seen.size else S
-        mask = blocked[lo:hi, :end]
-        chunks.append((lo, hi, end, mask if mask.any() else None))
+        chunks.append((lo, hi, end, _masked(blocked[lo:hi, :end])))
     return chunks
 
 
-def _scores(q: np.ndarray, k: np.ndarray, scale: float, blocked: np.ndarray | None,
+def _scores(q: np.ndarray, k: np.ndarray, scale: float, masked: _Masked | None,
             out: np.ndarray | None) -> np.ndarray:
     """(q · scale) @ kᵀ with the blocked positions set to -inf, in `out` if given."""
     scores = np.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2), out=out)  # (b, g, T, S)
-    if blocked is not None:
-        np.copyto(scores, -np.inf, where=blocked)                             # blocked (T, S) broadcasts
+    if masked is not None:                                                    # blocked (T, S - first) broadcasts
+        np.copyto(scores[..., masked.first:], -np.inf, where=masked.blocked)
     return scores
 
 
@@ -129,9 +145,9 @@ class Attention(Function):
         lse = np.empty((B, nh, T, 1), dtype=q.dtype) if need_grad and weights is None else None
         chunks = _query_chunks(blocked)
         for rows, heads in _blocks(B, nh, T * S * q.itemsize):
-            for lo, hi, end, mask in chunks:                                       # (b, g, hi - lo, end)
+            for lo, hi, end, masked in chunks:                                     # (b, g, hi - lo, end)
                 buffer = None if weights is None else weights[rows, heads, lo:hi, :end]
-                p = _scores(q[rows, heads, lo:hi], k[rows, heads, :end], scale, mask, buffer)
+                p = _scores(q[rows, heads, lo:hi], k[rows, heads, :end], scale, masked, buffer)
                 _softmax_inplace(p, None if lse is None else lse[rows, heads, lo:hi])
                 np.matmul(p, v[rows, heads, :end], out=out[rows, heads, lo:hi])  # (b, g, hi - lo, hs)
                 del p  # before the next chunk's scores are made: one chunk alive at a time
@@ -158,13 +174,13 @@ class Attention(Function):
                 d.fill(0)
         scale = q.dtype.type(ctx.scale)
         for rows, heads in _blocks(B, nh, T * S * q.itemsize):
-            for lo, hi, end, mask in ctx.chunks:
+            for lo, hi, end, masked in ctx.chunks:
                 qb, gb = q[rows, heads, lo:hi], g[rows, heads, lo:hi]            # (b, g, hi - lo, hs)
                 kb, vb = k[rows, heads, :end], v[rows, heads, :end]              # (b, g, end, hs)
                 if weights is not None:
                     p = weights[rows, heads, lo:hi, :end]                        # kept from forward
                 else:                                                            # recomputed: P = exp(Z - lse)
-                    p = _scores(qb, kb, scale, mask, None)
+                    p = _scores(qb, kb, scale, masked, None)
                     p -= lse[rows, heads, lo:hi]
                     np.exp(p, out=p)
                 if need_v:

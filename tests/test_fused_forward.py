@@ -100,11 +100,13 @@ def test_query_chunks_reach_only_the_keys_they_may_see(monkeypatch):
     blocked = causal_blocked(5, 8)                                                            # 3 cached keys
     chunks = fused._query_chunks(blocked)
     assert [c[:3] for c in chunks] == [(0, 2, 5), (2, 4, 7), (4, 5, 8)]
-    for lo, hi, end, mask in chunks:                           # each chunk's own part of the mask, or None
-        if mask is None:
+    for lo, hi, end, masked in chunks:                         # each chunk's own part of the mask, or None
+        if masked is None:
             assert not blocked[lo:hi, :end].any()
-        else:
-            np.testing.assert_array_equal(mask, blocked[lo:hi, :end])
+        else:                                                  # from its first blocked column on
+            assert not blocked[lo:hi, :masked.first].any() and blocked[lo:hi, masked.first].any()
+            np.testing.assert_array_equal(masked.blocked, blocked[lo:hi, masked.first:end])
+    assert [c[3].first for c in chunks[:2]] == [4, 6]          # the diagonal: the keys every row sees are skipped
     assert chunks[-1][3] is None                               # the last query sees every key
     everything = np.zeros((3, 4), dtype=bool)                                                 # no mask at all
     assert fused._query_chunks(everything) == [(0, 2, 4, None), (2, 3, 4, None)]
