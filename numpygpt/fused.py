@@ -42,10 +42,11 @@ _BLOCK_BYTES = 16 * 2**20   # the (b, g, T, S) scores of one block of heads stay
 _SAVE_BYTES = 32 * 2**20    # keep all the weights for backward when they fit in this, else recompute
 _QUERY_ROWS = 128           # queries per chunk: each chunk's scores reach only the keys it may see
 
-# Not done here: splitting elementwise passes (GELU's and the softmax's exp) over both cores
-# in threads. Alone it halves a 1.5M-number GELU (11 -> 5.4 ms), but inside the forward it
-# measured no faster (12.2 -> 13.6 ms per GELU, best of 8): right after each matmul OpenBLAS's
-# worker threads keep spinning on the other core, so the second thread finds it busy.
+# Not done here: splitting the softmax's passes over both cores in threads. GELU does it
+# (functional.GELUTanh, `_parallel`), and alone that nearly halves a 1.5M-number GELU (9.4 -> 5.4 ms),
+# but inside the forward it measured no faster: the 124M forward took 0.55 s with one thread
+# and with two. Right after each matmul OpenBLAS's worker threads keep spinning on the other
+# core, so the second thread finds it busy (OPENBLAS_THREAD_TIMEOUT=4 did not change that).
 
 
 def recording(ctx: Context) -> bool:
