@@ -7,6 +7,7 @@ and the numbers the seeds print, from numpygpt alone.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -152,6 +153,16 @@ def test_seed_dummy_gpt_logits_with_the_seeds_dropout_stream() -> None:
                (1, 3): [0.1666, -0.8138, 0.2307, 2.5035, -0.3055, -0.3083]}
     for (b, t), values in printed.items():  # to the printed digits (float32 normals may differ by an ulp)
         np.testing.assert_allclose(edges[b, t], values, rtol=0, atol=0.5e-4 + 1e-6)
+
+
+def test_float64_draws_use_the_c_librarys_functions() -> None:
+    """PyTorch's float64 draws call the C library's log, log1p, cos and sin; NumPy's own SIMD
+    versions (on AVX-512 CPUs) differ in the last bit for some numbers, so the draws must not use them."""
+    u = np.random.default_rng(0).random(20000) + 1e-9
+    for name, x in (("log", u), ("log1p", -0.999 * u), ("cos", 2 * math.pi * u), ("sin", 2 * math.pi * u)):
+        got = R._math(name, x)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, [getattr(math, name)(v) for v in x.tolist()], err_msg=name)
 
 
 # ----------------------------------------------------------------------------- against torch
