@@ -29,7 +29,11 @@ def test_paste_the_seed_example_prints_its_output() -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(program, "README: Paste the seed", "exec"), {})
-    assert out.getvalue() == shown
+    line = re.compile(r"(\S+) has gradient mean of (\S+)")
+    got, expected = line.findall(out.getvalue()), line.findall(shown)
+    assert [name for name, _ in got] == [name for name, _ in expected] and len(expected) == 5
+    # the last float32 digits depend on the CPU: NumPy picks its float32 routines by instruction set
+    np.testing.assert_allclose([float(v) for _, v in got], [float(v) for _, v in expected], rtol=1e-6)
 
 
 def test_first_taste_runs() -> None:
