@@ -36,7 +36,6 @@ ops.py and reductions.py, and `Function.apply` returns Tensors.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import threading
 from typing import Any, Callable
 
@@ -370,41 +369,22 @@ def _input_grads(node: Context, g: np.ndarray) -> tuple[Any, ...]:
     return grads if isinstance(grads, tuple) else (grads,)
 
 
-# A leaf keeps its gradient until `zero_grad`, long after the backward's temporaries are
-# gone. malloc (glibc's) serves arrays up to 32 MiB from its heap, and a heap only shrinks
-# from its top: gradients made there during the backward, between the activations it
-# frees (a GPT block's weight gradients of 2.25 and 9 MiB, even a bias's 3 KiB one), keep
-# that memory in the process, and the (V, C) embedding gradient made last comes on top
-# of it (GPT-2 124M: ~70 MiB more at the peak of a train step). So a kept gradient in
-# this size range is copied into pages of its own (an anonymous mapping, unmapped when
-# the array is freed), and the heap shrinks as the backward frees activations. Larger
-# arrays get a mapping of their own from malloc already; below 1 KiB a page would waste
-# more than the array holds.
-_OWN_PAGES_BYTES = (1 << 10, 32 << 20)
-# On Linux the pages are made in one go as the mapping is (MAP_POPULATE), not one fault at a
-# time during the copy: 324 MiB of a 124M model's gradients took 157 ms instead of 217 ms.
-_MAP_FLAGS = ({"flags": mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)}
-              if hasattr(mmap, "MAP_ANONYMOUS") else {})
-
-
-def _in_own_pages(g: np.ndarray) -> np.ndarray:
-    """A copy of `g` in an anonymous memory mapping of its own (the same values, C order)."""
-    out = np.ndarray(g.shape, dtype=g.dtype, buffer=mmap.mmap(-1, g.nbytes, **_MAP_FLAGS))
-    np.copyto(out, g)
-    return out
+# Not done: copying a leaf's kept gradient into pages of its own (an anonymous mapping).
+# glibc's malloc serves arrays up to 32 MiB from a heap that shrinks only from its top, so a
+# gradient made during the backward between the activations it frees keeps that memory in
+# the process. The copy gave that memory back (GPT-2 124M train step: peak RSS 2,739 ->
+# 2,697 MiB), but fresh pages cost a page fault each, every step: the float32 step measured
+# 2.07-2.18 s without it and 2.33 s with it, the float64 step 4.53-4.63 s against 5.50 s.
 
 
 def _accumulate_leaf(leaf: Any, g: np.ndarray, handed_out: set[int]) -> None:
     """Add `g` into a leaf's `.grad` (in place, as PyTorch does); the first gradient is kept
-    without a copy when it is a fresh array that nothing else holds (unless it is of the
-    size that gets pages of its own, see `_OWN_PAGES_BYTES`)."""
+    without a copy when it is a fresh array that nothing else holds."""
     g = g.astype(leaf.dtype, copy=False)
     if leaf._hooks:
         g = _run_hooks(leaf._hooks, g)
     if leaf.grad is not None:
         leaf.grad.data += g
-    elif _OWN_PAGES_BYTES[0] <= g.nbytes < _OWN_PAGES_BYTES[1]:
-        leaf.grad = _tensor.Tensor._wrap(_in_own_pages(g))
     elif g.base is None and g.flags.writeable and id(g) not in handed_out:
         leaf.grad = _tensor.Tensor._wrap(g)
         handed_out.add(id(g))
