@@ -374,7 +374,7 @@ def _input_grads(node: Context, g: np.ndarray) -> tuple[Any, ...]:
 # gradient made during the backward between the activations it frees keeps that memory in
 # the process. The copy gave that memory back (GPT-2 124M train step: peak RSS 2,739 ->
 # 2,697 MiB), but fresh pages cost a page fault each, every step: the float32 step measured
-# 2.07-2.18 s without it and 2.33 s with it, the float64 step 4.53-4.63 s against 5.50 s.
+# 2.07-2.32 s without it and 2.28-2.54 s with it, the float64 step 4.52-4.81 s against 5.40-5.64 s.
 
 
 def _accumulate_leaf(leaf: Any, g: np.ndarray, handed_out: set[int]) -> None:

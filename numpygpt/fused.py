@@ -43,10 +43,11 @@ _SAVE_BYTES = 32 * 2**20    # keep all the weights for backward when they fit in
 _QUERY_ROWS = 128           # queries per chunk: each chunk's scores reach only the keys it may see
 
 # Not done here: splitting the softmax's passes over both cores in threads. GELU does it
-# (functional.GELUTanh, `_parallel`), and alone that nearly halves a 1.5M-number GELU (9.4 -> 5.4 ms),
-# but inside the forward it measured no faster: the 124M forward took 0.55 s with one thread
-# and with two. Right after each matmul OpenBLAS's worker threads keep spinning on the other
-# core, so the second thread finds it busy (OPENBLAS_THREAD_TIMEOUT=4 did not change that).
+# (functional.GELUTanh, `_parallel`), and alone that nearly halves a 1.5M-number GELU
+# (9.4 -> 5.4 ms), but inside the forward it measured no faster: the 124M forward took 0.55 s
+# with one thread and with two. Right after each matmul OpenBLAS's worker threads keep
+# spinning on the other core, so the second thread finds it busy (OPENBLAS_THREAD_TIMEOUT=4
+# did not change that).
 
 
 def recording(ctx: Context) -> bool:
