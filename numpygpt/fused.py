@@ -80,8 +80,10 @@ class _Masked(NamedTuple):
 
 def _masked(mask: np.ndarray) -> _Masked | None:
     """`mask` (rows, keys) cut to the columns from its first blocked one, or None if it blocks nothing."""
-    columns = np.flatnonzero(mask.any(axis=0))
-    return _Masked(int(columns[0]), mask[:, columns[0]:]) if columns.size else None
+    if not mask.any():                      # a decoding step's row: one call, not three
+        return None
+    first = int(np.flatnonzero(mask.any(axis=0))[0])
+    return _Masked(first, mask[:, first:])
 
 
 def _query_chunks(blocked: np.ndarray) -> list[tuple[int, int, int, _Masked | None]]:
