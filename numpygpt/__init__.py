@@ -18,7 +18,7 @@ lists every module.
 
 # _signals first (it needs only the standard library): in the numpygpt command, a Ctrl-C or
 # SIGTERM while the rest loads is reported in one line (see numpygpt/_signals.py)
-from . import _signals, cuda, functional, functions, nn, ops, optim, utils
+from . import _signals, _memory, cuda, functional, functions, nn, ops, optim, utils
 from ._checks import ShapeError, device
 from ._printing import Size, get_printoptions, printoptions, set_printoptions
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
@@ -100,6 +100,8 @@ from .tensor import Tensor, get_default_dtype, matmul, set_default_dtype
 from .trace import trace_backward
 
 __version__ = "0.2.0"
+
+_memory.keep_freed_memory()  # big freed blocks stay paged in for the next step: numpygpt/_memory.py
 
 # The instruments, after __version__ (reference bundles record it)
 from . import attention, bugs, compare, gradflow, graph, llmc, precision, reference  # noqa: E402
