@@ -78,10 +78,8 @@ def _grad_array(p: Param) -> np.ndarray | None:
 def _check_param(p: Any, where: str) -> None:
     data = getattr(p, "data", None)
     if not isinstance(data, np.ndarray) or not hasattr(p, "grad"):
-        raise TypeError(
-            f"{where}: optimisers take parameters with an ndarray `.data` and a `.grad` "
-            f"(numpygpt.nn.Parameter), got {type(p).__name__}"
-        )
+        raise TypeError(f"{where}: optimisers take parameters with an ndarray `.data` and a `.grad` "
+                        f"(numpygpt.nn.Parameter), got {type(p).__name__}")
     if not np.issubdtype(data.dtype, np.floating):
         raise TypeError(f"{where}: can only optimise floating-point parameters, got dtype {data.dtype}")
 
@@ -244,10 +242,8 @@ class Optimizer:
         if grad is None:
             return None
         if getattr(grad, "shape", None) != p.data.shape:
-            raise ValueError(
-                f"parameter {index} has shape {p.data.shape} but its gradient has shape "
-                f"{getattr(grad, 'shape', type(grad).__name__)}"
-            )
+            raise ValueError(f"parameter {index} has shape {p.data.shape} but its gradient has shape "
+                             f"{getattr(grad, 'shape', type(grad).__name__)}")
         return grad
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -432,21 +428,15 @@ class AdamW(Optimizer):
         p = p - step_size * m / denom
 
     State per parameter: "step" (int; PyTorch keeps a 0-d tensor), "exp_avg"
-    (m) and "exp_avg_sq" (v), allocated at the parameter's first step.
+    (m) and "exp_avg_sq" (v), allocated at the parameter's first step (views of one buffer).
     Everything is updated in place in chunks, without full-size temporaries,
     a large parameter's chunks in threads. `amsgrad`, `maximize`, `foreach`, `capturable` and `fused` are not supported.
     """
 
     _state_keys = ("step", "exp_avg", "exp_avg_sq")
 
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-    ) -> None:
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # anything else: refused below
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
@@ -472,15 +462,25 @@ class AdamW(Optimizer):
             self._scratch[dtype, thread] = np.empty(_CHUNK_BYTES // dtype.itemsize, dtype)
         return self._scratch[dtype, thread]
 
+    def _new_state(self) -> None:
+        """m and v, zeros, for every parameter with a gradient and no state yet: views of one buffer
+        per dtype, not an array each. Arrays of a parameter each land in the holes the step's freed
+        activations left, and the next step's activations then grow the heap instead (the 124M
+        train step's peak: 2,844 MiB so, 2,813 MiB with one buffer)."""
+        new = [(i, p) for i, _, p in self._indexed_params() if i not in self.state and _grad_array(p) is not None]
+        for dtype in {p.data.dtype for _, p in new}:
+            params = [(i, p) for i, p in new if p.data.dtype == dtype]
+            m, v = (np.zeros(sum(p.data.size for _, p in params), dtype) for _ in range(2))
+            ends = np.cumsum([p.data.size for _, p in params])
+            for (i, p), end in zip(params, ends):
+                views = (a[end - p.data.size:end].reshape(p.data.shape) for a in (m, v))
+                self.state[i] = dict(zip(self._state_keys, (0, *views)))
+
     def _update(self, index: int, group: dict[str, Any], p: Param, grad: np.ndarray) -> None:
         data = p.data
-        state = self.state.get(index)
-        if state is None:
-            state = self.state[index] = {
-                "step": 0,
-                "exp_avg": np.zeros_like(data, order="C"),
-                "exp_avg_sq": np.zeros_like(data, order="C"),
-            }
+        if index not in self.state:
+            self._new_state()
+        state = self.state[index]
         state["step"] += 1
         step = state["step"]
         # Python floats: NumPy keeps float32 arrays float32 with them (a np.float64 would promote)

@@ -130,6 +130,31 @@ def test_adamw_updates_in_place_and_keeps_float32():
     np.testing.assert_allclose(p.data, expected, rtol=1e-6)
 
 
+def test_adamw_state_is_views_of_one_buffer_per_dtype_each_its_own_numbers():
+    rng = np.random.default_rng(4)
+    ps = [Parameter(rng.standard_normal(shape).astype(dtype)) for shape, dtype in
+          [((3, 4), np.float32), ((5,), np.float64), ((2, 2), np.float32), ((), np.float32), ((0, 3), np.float32)]]
+    late = Parameter(np.ones(2, dtype=np.float32))                   # its first gradient comes a step later
+    opt = optim.AdamW([*ps, late], lr=1e-2)
+    grads = [rng.standard_normal(p.data.shape).astype(p.data.dtype) for p in ps]
+    for p, g in zip(ps, grads):
+        p.grad = g
+    opt.step()
+    m = [opt.state[i]["exp_avg"] for i in range(len(ps))]
+    assert 5 not in opt.state                                      # no gradient, no state (as PyTorch)
+    assert m[0].base is m[2].base is m[3].base and m[1].base is not m[0].base
+    for i in range(len(ps)):
+        for j in range(i + 1, len(ps)):
+            assert not np.shares_memory(m[i], m[j])
+        assert m[i].shape == ps[i].data.shape and m[i].dtype == ps[i].data.dtype
+        np.testing.assert_allclose(m[i], 0.1 * grads[i], rtol=1e-6)  # m = (1 - beta1) g after one step
+        np.testing.assert_allclose(opt.state[i]["exp_avg_sq"], 0.001 * grads[i] ** 2, rtol=1e-5)
+    late.grad = np.ones(2, dtype=np.float32)
+    opt.step()
+    assert opt.state[5]["step"] == 1 and opt.state[0]["step"] == 2
+    np.testing.assert_allclose(opt.state[5]["exp_avg"], 0.1, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- SGD
 
 
