@@ -24,7 +24,8 @@ batch (2, 256) 3.17-3.74 s -> 2.79-3.26 s, at context 1024 6.94-7.81 s ->
 
 The cost: the process keeps its peak memory until it exits (the heap is
 never handed back), and the peak itself can be a little higher, since big
-blocks now share one heap (the train step above: 2,752 -> 2,843 MiB).
+blocks now share one heap (the train step above: 2,752 -> 2,813 MiB, with
+AdamW's moments in one block per dtype; 2,843 MiB with a block per parameter).
 `NUMPYGPT_KEEP_FREED_MEMORY=0` leaves malloc as it was. Nothing is done
 where the C library is not glibc (macOS, musl): `mallopt` is glibc's.
 """
