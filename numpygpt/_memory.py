@@ -53,4 +53,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):      # not glibc: musl has no mallopt to speak of
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return bool(mallopt(_M_MMAP_MAX, 0)) & bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
+    took = [mallopt(_M_MMAP_MAX, 0), mallopt(_M_TRIM_THRESHOLD, _INT_MAX)]  # both asked, whatever the first said
+    return all(took)

@@ -470,10 +470,10 @@ class AdamW(Optimizer):
         new = [(i, p) for i, _, p in self._indexed_params() if i not in self.state and _grad_array(p) is not None]
         for dtype in {p.data.dtype for _, p in new}:
             params = [(i, p) for i, p in new if p.data.dtype == dtype]
-            m, v = (np.zeros(sum(p.data.size for _, p in params), dtype) for _ in range(2))
-            ends = np.cumsum([p.data.size for _, p in params])
-            for (i, p), end in zip(params, ends):
-                views = (a[end - p.data.size:end].reshape(p.data.shape) for a in (m, v))
+            sizes = [p.data.size for _, p in params]
+            m, v = (np.zeros(sum(sizes), dtype) for _ in range(2))
+            for (i, p), end, size in zip(params, np.cumsum(sizes), sizes):
+                views = (a[end - size:end].reshape(p.data.shape) for a in (m, v))
                 self.state[i] = dict(zip(self._state_keys, (0, *views)))
 
     def _update(self, index: int, group: dict[str, Any], p: Param, grad: np.ndarray) -> None:
